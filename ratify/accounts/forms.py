@@ -1,0 +1,50 @@
+"""Parsing staff forms into checked values, with a message per field."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from starlette.datastructures import FormData
+
+from ratify.accounts.services import check_email, normalize_email
+from ratify.authz import Role
+from ratify.errors import N_
+
+ROLE_REQUIRED = N_("Choose a role.")
+
+
+def parse_role(value: str) -> Role | None:
+    try:
+        return Role(value)
+    except ValueError:
+        return None
+
+
+def _text(form: FormData | None, name: str) -> str:
+    value = form.get(name, "") if form is not None else ""
+    return value.strip() if isinstance(value, str) else ""
+
+
+@dataclass
+class StaffForm:
+    values: dict[str, str]
+    role: Role | None
+    errors: dict[str, str] = field(default_factory=dict)
+
+
+def parse_staff_form(form: FormData | None) -> StaffForm:
+    values = {
+        "email": normalize_email(_text(form, "email")),
+        "name": _text(form, "name"),
+        "role": _text(form, "role"),
+    }
+    parsed = StaffForm(values=values, role=parse_role(values["role"]))
+    if problem := check_email(values["email"]):
+        parsed.errors["email"] = problem
+    if not values["name"]:
+        parsed.errors["name"] = N_("Enter the person's name.")
+    elif len(values["name"]) > 200:
+        parsed.errors["name"] = N_("Use at most 200 characters.")
+    if parsed.role is None:
+        parsed.errors["role"] = ROLE_REQUIRED
+    return parsed

@@ -1,0 +1,80 @@
+"""``create_app(settings)``: the one place routes and middleware are assembled."""
+
+from __future__ import annotations
+
+from sqlalchemy.orm import Session, sessionmaker
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.routing import BaseRoute, Mount
+from starlette.staticfiles import StaticFiles
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
+
+from ratify.accounts import views as accounts_views
+from ratify.audit import views as audit_views
+from ratify.authz import PUBLIC, RouteAccess
+from ratify.db import create_db_engine, make_sessionmaker
+from ratify.errors import RatifyError
+from ratify.orgs import views as orgs_views
+from ratify.security import SESSION_SALT, Signer, password_hasher
+from ratify.settings import PROJECT_ROOT, Settings
+from ratify.web import errors as web_errors
+from ratify.web import views as web_views
+from ratify.web.middleware import (
+    BodySizeLimitMiddleware,
+    RequestLogMiddleware,
+    SecurityHeadersMiddleware,
+)
+from ratify.web.routing import AppState
+from ratify.web.templating import Templates
+
+STATIC_DIR = PROJECT_ROOT / "static"
+
+
+class PublicMount(Mount):
+    """A mounted app that declares its access like every route does."""
+
+    access: RouteAccess = PUBLIC
+
+
+def routes() -> list[BaseRoute]:
+    return [
+        *web_views.ROUTES,
+        *accounts_views.ROUTES,
+        *orgs_views.ROUTES,
+        *audit_views.ROUTES,
+        PublicMount("/static", app=StaticFiles(directory=STATIC_DIR), name="static"),
+    ]
+
+
+def create_app(settings: Settings, *, sessions: sessionmaker[Session] | None = None) -> Starlette:
+    if sessions is None:
+        sessions = make_sessionmaker(
+            create_db_engine(settings.database_url, pool_size=settings.db_pool_size)
+        )
+    state = AppState(
+        settings=settings,
+        sessions=sessions,
+        templates=Templates(auto_reload=not settings.production),
+        hasher=password_hasher(settings),
+        session_signer=Signer(settings.secret_key, SESSION_SALT),
+    )
+    middleware = [
+        Middleware(RequestLogMiddleware),
+        # Outermost after logging: the real client address and scheme, but only from
+        # proxies we were told to trust (a forged X-Forwarded-For from anyone else is ignored).
+        Middleware(ProxyHeadersMiddleware, trusted_hosts=list(settings.trusted_proxies)),
+        Middleware(SecurityHeadersMiddleware, settings=settings),
+        Middleware(BodySizeLimitMiddleware, max_bytes=max(settings.max_upload_bytes, settings.max_body_bytes)),
+    ]
+    app = Starlette(
+        routes=routes(),
+        middleware=middleware,
+        exception_handlers={
+            RatifyError: web_errors.ratify_error,
+            HTTPException: web_errors.http_error,
+            Exception: web_errors.server_error,
+        },
+    )
+    app.state.ratify = state
+    return app

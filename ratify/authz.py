@@ -1,0 +1,119 @@
+"""The one table of roles and permissions (DESIGN.md §3), and what a route may declare.
+
+Every route declares either ``PUBLIC``, ``SIGNED_IN`` (any staff user, outside an organization)
+or a ``Permission`` checked against the user's role in the organization named by the URL.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Final
+
+from ratify.errors import N_
+
+
+class Role(StrEnum):
+    ADMIN = "admin"
+    STAFF = "staff"
+    COMMITTEE = "committee"
+    OBSERVER = "observer"
+
+
+ROLE_LABELS: Final[dict[Role, str]] = {
+    Role.ADMIN: N_("Administrator"),
+    Role.STAFF: N_("Staff"),
+    Role.COMMITTEE: N_("Election committee"),
+    Role.OBSERVER: N_("Observer"),
+}
+
+
+class Permission(StrEnum):
+    ORG_VIEW = "org.view"
+    # admin
+    ORG_SETTINGS = "org.settings"
+    STAFF_MANAGE = "staff.manage"
+    API_TOKENS = "api.tokens"
+    CONTACT_EXPORT = "contacts.export"
+    # staff
+    ROSTERS_MANAGE = "rosters.manage"
+    ROSTER_IMPORT = "rosters.import"
+    DUES_MANAGE = "dues.manage"
+    ELIGIBILITY_PREVIEW = "eligibility.preview"
+    VOTE_SETUP = "votes.setup"
+    NOTICES_SEND = "notices.send"
+    STRIKE_OFF = "votes.strike_off"
+    PAPER_BALLOT_ENTRY = "votes.paper_entry"
+    COMMUNITY_MANAGE = "community.manage"
+    # committee
+    VOTER_LIST_REVIEW = "votes.voter_list_review"
+    CHALLENGES_DECIDE = "votes.challenges_decide"
+    PAPER_BATCH_CONFIRM = "votes.paper_confirm"
+    TALLY = "votes.tally"
+    CERTIFY = "votes.certify"
+    RESULTS_AFTER_CLOSE = "votes.results_after_close"
+    # observer (and others)
+    TURNOUT_READ = "votes.turnout"
+    AUDIT_READ = "audit.read"
+    CERTIFIED_RESULTS_READ = "votes.certified_results"
+
+
+_STAFF: Final = frozenset(
+    {
+        Permission.ORG_VIEW,
+        Permission.ROSTERS_MANAGE,
+        Permission.ROSTER_IMPORT,
+        Permission.DUES_MANAGE,
+        Permission.ELIGIBILITY_PREVIEW,
+        Permission.VOTE_SETUP,
+        Permission.NOTICES_SEND,
+        Permission.STRIKE_OFF,
+        Permission.PAPER_BALLOT_ENTRY,
+        Permission.COMMUNITY_MANAGE,
+        Permission.TURNOUT_READ,
+    }
+)
+_COMMITTEE: Final = frozenset(
+    {
+        Permission.ORG_VIEW,
+        Permission.VOTER_LIST_REVIEW,
+        Permission.CHALLENGES_DECIDE,
+        Permission.PAPER_BATCH_CONFIRM,
+        Permission.TALLY,
+        Permission.CERTIFY,
+        Permission.RESULTS_AFTER_CLOSE,
+        Permission.TURNOUT_READ,
+        Permission.CERTIFIED_RESULTS_READ,
+    }
+)
+_OBSERVER: Final = frozenset(
+    {
+        Permission.ORG_VIEW,
+        Permission.TURNOUT_READ,
+        Permission.AUDIT_READ,
+        Permission.CERTIFIED_RESULTS_READ,
+    }
+)
+
+ROLE_PERMISSIONS: Final[dict[Role, frozenset[Permission]]] = {
+    Role.ADMIN: frozenset(Permission),
+    Role.STAFF: _STAFF,
+    Role.COMMITTEE: _COMMITTEE,
+    Role.OBSERVER: _OBSERVER,
+}
+
+
+class Access(StrEnum):
+    """Route declarations that are not an organization permission."""
+
+    PUBLIC = "public"
+    SIGNED_IN = "signed-in"
+
+
+PUBLIC: Final = Access.PUBLIC
+SIGNED_IN: Final = Access.SIGNED_IN
+
+RouteAccess = Access | Permission
+
+
+def role_allows(role: Role | None, permission: Permission) -> bool:
+    return role is not None and permission in ROLE_PERMISSIONS[role]

@@ -1,0 +1,260 @@
+"""``ratify``: serve the app, run the worker, migrate, and administer from a shell.
+
+Every command reads the same ``RATIFY_*`` settings as the app.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import threading
+from typing import Any
+
+import click
+
+from ratify.errors import ConfigurationError, RatifyError
+from ratify.settings import Settings, load_settings
+
+
+def _settings() -> Settings:
+    try:
+        return load_settings()
+    except ConfigurationError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _sessions(settings: Settings) -> Any:
+    from ratify.db import create_db_engine, make_sessionmaker
+
+    return make_sessionmaker(create_db_engine(settings.database_url, pool_size=2))
+
+
+def _link(settings: Settings, token: str) -> str:
+    return f"{settings.base_url.rstrip('/')}/set-password/{token}"
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="ratify")
+def main() -> None:
+    """Ratify: secret-ballot votes for unions and community organizations.
+
+    Settings come from RATIFY_* environment variables (see README). With none set, Ratify
+    uses an SQLite database in ./var and a development secret key.
+    """
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8000, show_default=True, help="Port to listen on.")
+@click.option("--workers", default=1, show_default=True, help="App processes (stateless).")
+@click.option(
+    "--with-worker",
+    is_flag=True,
+    help="Also run one `ratify worker` beside the server (what `make run` does).",
+)
+def serve(host: str, port: int, workers: int, with_worker: bool) -> None:
+    """Serve the web app with uvicorn.
+
+    Behind a reverse proxy, list the proxy's address in RATIFY_TRUSTED_PROXIES: only then are
+    its X-Forwarded-For and X-Forwarded-Proto headers believed.
+    """
+    import uvicorn
+
+    settings = _settings()
+    from ratify.logs import configure_logging
+
+    configure_logging(settings)
+    worker: subprocess.Popen[bytes] | None = None
+    if with_worker:
+        worker = subprocess.Popen([sys.executable, "-m", "ratify", "worker"])  # noqa: S603
+    try:
+        uvicorn.run(
+            "ratify.cli:app_factory",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            proxy_headers=False,  # the app applies RATIFY_TRUSTED_PROXIES itself
+            access_log=False,  # ours logs route templates, never raw paths
+            log_config=None,
+            server_header=False,
+        )
+    finally:
+        if worker is not None:
+            worker.terminate()
+            worker.wait(timeout=10)
+
+
+def app_factory() -> Any:
+    from ratify.app import create_app
+    from ratify.logs import configure_logging
+
+    settings = _settings()
+    configure_logging(settings)
+    return create_app(settings)
+
+
+@main.command()
+@click.option("--once", is_flag=True, help="Run what is due now, then exit.")
+def worker(once: bool) -> None:
+    """Run queued jobs and scheduled ticks. Start as many as you like, on any host."""
+    from ratify.jobs import registry
+    from ratify.jobs.worker import Worker
+    from ratify.logs import configure_logging
+
+    settings = _settings()
+    configure_logging(settings)
+    runner = Worker(
+        _sessions(settings),
+        handlers=registry.handlers(settings),
+        ticks=registry.ticks(settings),
+    )
+    if once:
+        runner.run_due_ticks()
+        click.echo(f"ran {runner.drain()} job(s)")
+        return
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    runner.run_forever(stop, settings.worker_poll_seconds)
+
+
+@main.command()
+@click.option("--revision", default="head", show_default=True, help="Alembic revision.")
+def migrate(revision: str) -> None:
+    """Bring the database schema up to date (safe to run every start)."""
+    from ratify.migrations import upgrade
+
+    settings = _settings()
+    upgrade(settings.database_url, revision)
+    click.echo(f"database at {revision}")
+
+
+@main.command("create-org")
+@click.option("--slug", required=True, help="Short name used in addresses: /o/<slug>/.")
+@click.option("--name", required=True, help="Full name of the organization.")
+@click.option(
+    "--kind",
+    type=click.Choice(["union", "community"]),
+    required=True,
+    help="A union (bargaining units, dues) or a community organization.",
+)
+@click.option("--language", default="en", show_default=True, help="Default language.")
+@click.option("--timezone", default="UTC", show_default=True, help="IANA time zone.")
+def create_org(slug: str, name: str, kind: str, language: str, timezone: str) -> None:
+    """Create an organization."""
+    from ratify.db import unit_of_work
+    from ratify.orgs.models import OrgKind
+    from ratify.orgs.services import create_organization
+
+    settings = _settings()
+    try:
+        with unit_of_work(_sessions(settings)) as db:
+            org = create_organization(
+                db,
+                slug=slug,
+                name=name,
+                kind=OrgKind(kind),
+                default_language=language,
+                timezone=timezone,
+            )
+            click.echo(f"created {org.kind.value} organization {org.name!r} at /o/{org.slug}/")
+    except RatifyError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@main.command("create-admin")
+@click.option("--org", "slug", required=True, help="Organization slug.")
+@click.option("--email", required=True, help="The administrator's email (their login).")
+@click.option("--name", required=True, help="The administrator's name.")
+def create_admin(slug: str, email: str, name: str) -> None:
+    """Make someone an administrator of an organization.
+
+    Prints a one-time link where they choose their password (if they have none yet).
+    """
+    from ratify.accounts.services import add_staff
+    from ratify.authz import Role
+    from ratify.db import unit_of_work
+    from ratify.orgs.services import get_by_slug
+
+    settings = _settings()
+    try:
+        with unit_of_work(_sessions(settings)) as db:
+            org = get_by_slug(db, slug)
+            added = add_staff(
+                db,
+                org,
+                actor=None,
+                email=email,
+                name=name,
+                role=Role.ADMIN,
+                token_max_age=settings.password_token_max_age,
+            )
+            token = added.set_password_token
+    except RatifyError as exc:
+        raise click.ClickException(_explain(exc)) from None
+    click.echo(f"{email} is now an administrator of {slug}.")
+    if token:
+        click.echo(f"One-time link to set the password (keep it private):\n{_link(settings, token)}")
+
+
+@main.command("reset-password")
+@click.option("--email", required=True, help="The staff user's email.")
+def reset_password(email: str) -> None:
+    """Print a one-time link where a staff user sets a new password."""
+    from ratify.accounts import services as accounts
+    from ratify.accounts.models import PasswordTokenPurpose
+    from ratify.audit import services as audit
+    from ratify.db import unit_of_work
+
+    settings = _settings()
+    with unit_of_work(_sessions(settings)) as db:
+        user = accounts.get_user_by_email(db, email)
+        if user is None:
+            raise click.ClickException(f"no staff user with the email {email}")
+        token = accounts.issue_password_token(
+            db, user, PasswordTokenPurpose.RESET, settings.password_token_max_age
+        )
+        for org in accounts.organizations_of(db, user):
+            audit.record(
+                db,
+                organization=org,
+                actor=None,
+                actor_label="cli",
+                action="staff.password_link_issued",
+                object_type="staff_user",
+                object_id=user.id,
+                data={"email": user.email, "purpose": "reset"},
+            )
+    click.echo(f"One-time link for {email} (valid {settings.password_token_max_age // 3600} h):")
+    click.echo(_link(settings, token))
+
+
+@main.command()
+def demo() -> None:
+    """Load demo data (first run only) and print the demo logins.
+
+    One union with two bargaining units, one community organization, and one staff login per
+    role. Refused in production.
+    """
+    from ratify.demo import load_demo
+
+    settings = _settings()
+    if settings.production:
+        raise click.ClickException("demo data is for development only (RATIFY_ENV=production)")
+    from ratify.db import unit_of_work
+
+    with unit_of_work(_sessions(settings)) as db:
+        created, logins = load_demo(db, settings)
+    click.echo("Loaded demo data." if created else "Demo data already loaded.")
+    click.echo(f"Open {settings.base_url}/login and sign in as one of:")
+    for login in logins:
+        click.echo(f"  {login.role:<10} {login.email:<28} password: {login.password}   ({login.where})")
+
+
+def _explain(exc: RatifyError) -> str:
+    errors = getattr(exc, "errors", None)
+    if errors:
+        return "; ".join(f"{k}: {v}" for k, v in errors.items())
+    return str(exc)

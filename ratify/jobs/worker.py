@@ -1,0 +1,176 @@
+"""``ratify worker``: runs queued jobs and scheduled ticks.
+
+Several workers may share one database. On PostgreSQL a job is claimed with
+``FOR UPDATE SKIP LOCKED``; on SQLite the write lock taken by every transaction (``BEGIN
+IMMEDIATE``) serializes claims. A claim is a lease: a job whose worker died is taken again
+once its lease runs out.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import traceback
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+
+import structlog
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from ratify.db import insert_ignoring_conflicts, unit_of_work, utcnow
+from ratify.jobs.models import Job, JobStatus, ScheduledTick
+from ratify.jobs.services import backoff
+
+log = structlog.get_logger("ratify.worker")
+
+Handler = Callable[[Session, Job], None]
+
+
+@dataclass(frozen=True)
+class Tick:
+    """A periodic task. At most one worker runs a given tick per interval."""
+
+    name: str
+    every: timedelta
+    run: Callable[[Session], None]
+
+
+class Worker:
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        *,
+        handlers: Mapping[str, Handler],
+        ticks: Sequence[Tick] = (),
+        worker_id: str | None = None,
+        lease: timedelta = timedelta(minutes=5),
+    ) -> None:
+        self.sessions = sessions
+        self.handlers = dict(handlers)
+        self.ticks = list(ticks)
+        self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.lease = lease
+
+    def claim(self) -> uuid.UUID | None:
+        now = utcnow()
+        with unit_of_work(self.sessions) as db:
+            stmt = (
+                select(Job)
+                .where(
+                    or_(
+                        and_(Job.status == JobStatus.QUEUED, Job.run_after <= now),
+                        and_(Job.status == JobStatus.RUNNING, Job.locked_until < now),
+                    )
+                )
+                .order_by(Job.run_after)
+                .limit(1)
+                .with_for_update(skip_locked=True)
+            )
+            job = db.scalars(stmt).first()
+            if job is None:
+                return None
+            job.status = JobStatus.RUNNING
+            job.locked_by = self.worker_id
+            job.locked_until = now + self.lease
+            job.attempts += 1
+            return job.id
+
+    def run_once(self) -> bool:
+        """Claim and run one job. False when nothing was ready."""
+        job_id = self.claim()
+        if job_id is None:
+            return False
+        try:
+            # The handler's writes and the job's completion commit together, or not at all.
+            with unit_of_work(self.sessions) as db:
+                job = db.get_one(Job, job_id)
+                if job.locked_by != self.worker_id:
+                    return True  # our lease ran out and another worker took it
+                handler = self.handlers.get(job.kind)
+                if handler is None:
+                    raise _NoHandler(job.kind)
+                handler(db, job)
+                job.status = JobStatus.DONE
+                job.finished_at = utcnow()
+                job.locked_until = None
+            log.info("job.done", job_id=str(job_id), kind=job.kind)
+        except Exception as exc:
+            self._failed(job_id, exc)
+        return True
+
+    def _failed(self, job_id: uuid.UUID, exc: Exception) -> None:
+        error = "".join(traceback.format_exception_only(exc)).strip()[:2000]
+        with unit_of_work(self.sessions) as db:
+            job = db.get_one(Job, job_id)
+            job.last_error = error
+            job.locked_until = None
+            if isinstance(exc, _NoHandler) or job.attempts >= job.max_attempts:
+                job.status = JobStatus.DEAD
+                job.finished_at = utcnow()
+            else:
+                job.status = JobStatus.QUEUED
+                job.run_after = utcnow() + backoff(job.attempts)
+            log.warning(
+                "job.failed", job_id=str(job_id), kind=job.kind, status=job.status.value, error=error
+            )
+
+    def run_due_ticks(self) -> list[str]:
+        """Run every tick whose time has come and that no other worker claimed first."""
+        ran = []
+        for tick in self.ticks:
+            now = utcnow()
+            with unit_of_work(self.sessions) as db:
+                insert_ignoring_conflicts(db, ScheduledTick, name=tick.name, next_run_at=now)
+                claimed = db.execute(
+                    update(ScheduledTick)
+                    .where(ScheduledTick.name == tick.name, ScheduledTick.next_run_at <= now)
+                    .values(next_run_at=now + tick.every, last_run_at=now)
+                    .execution_options(synchronize_session=False)
+                )
+                if getattr(claimed, "rowcount", 0) != 1:
+                    continue
+            try:
+                with unit_of_work(self.sessions) as db:
+                    tick.run(db)
+                error = None
+            except Exception as exc:
+                error = "".join(traceback.format_exception_only(exc)).strip()[:2000]
+                log.warning("tick.failed", tick=tick.name, error=error)
+            with unit_of_work(self.sessions) as db:
+                db.execute(
+                    update(ScheduledTick)
+                    .where(ScheduledTick.name == tick.name)
+                    .values(last_error=error)
+                    .execution_options(synchronize_session=False)
+                )
+            ran.append(tick.name)
+        return ran
+
+    def drain(self, limit: int | None = None) -> int:
+        """Run ready jobs until none is left (or ``limit`` ran). For tests and ``--once``."""
+        count = 0
+        while (limit is None or count < limit) and self.run_once():
+            count += 1
+        return count
+
+    def run_forever(self, stop: threading.Event, poll_seconds: float) -> None:
+        log.info("worker.started", worker_id=self.worker_id)
+        while not stop.is_set():
+            try:
+                self.run_due_ticks()
+                busy = self.run_once()
+            except Exception:
+                log.exception("worker.loop_error")
+                busy = False
+            if not busy:
+                stop.wait(poll_seconds)
+        log.info("worker.stopped", worker_id=self.worker_id)
+
+
+class _NoHandler(Exception):
+    def __init__(self, kind: str) -> None:
+        super().__init__(f"no handler for job kind {kind!r}")

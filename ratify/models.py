@@ -1,0 +1,23 @@
+"""Imports every domain's tables so Base.metadata is complete (for Alembic and tests)."""
+
+from ratify.accounts.models import PasswordToken, StaffRole, StaffUser
+from ratify.audit.models import AuditEvent, AuditHead
+from ratify.db import Base
+from ratify.jobs.models import Job, ScheduledTick
+from ratify.orgs.models import Organization
+from ratify.rosters.models import BargainingUnit
+from ratify.throttle.models import ThrottleHit
+
+__all__ = [
+    "AuditEvent",
+    "AuditHead",
+    "BargainingUnit",
+    "Base",
+    "Job",
+    "Organization",
+    "PasswordToken",
+    "ScheduledTick",
+    "StaffRole",
+    "StaffUser",
+    "ThrottleHit",
+]

@@ -1,0 +1,29 @@
+"""Organizations: a union or a community group; each sees only its own data."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import Enum, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from ratify.db import Base, UUIDPrimaryKey, utcnow
+
+
+class OrgKind(StrEnum):
+    UNION = "union"
+    COMMUNITY = "community"
+
+
+class Organization(UUIDPrimaryKey, Base):
+    __tablename__ = "organizations"
+
+    slug: Mapped[str] = mapped_column(String(63), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[OrgKind] = mapped_column(
+        Enum(OrgKind, native_enum=False, length=20, values_callable=lambda e: [m.value for m in e])
+    )
+    default_language: Mapped[str] = mapped_column(String(10), default="en")
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

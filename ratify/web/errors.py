@@ -1,0 +1,89 @@
+"""Friendly error pages: HTML for pages, JSON under ``/api``. Nothing user-supplied gets a 500;
+a real 500 shows a page with the request id and logs the traceback."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+
+from ratify.errors import N_, RatifyError
+from ratify.web.i18n import LANGUAGE_COOKIE, choose_language
+from ratify.web.routing import AppState
+
+log = structlog.get_logger("ratify.errors")
+
+TITLES = {
+    400: N_("That did not work"),
+    401: N_("Sign in needed"),
+    403: N_("Not allowed"),
+    404: N_("Page not found"),
+    405: N_("Not allowed"),
+    409: N_("Something changed"),
+    413: N_("Too large"),
+    429: N_("Too many attempts"),
+    500: N_("Something went wrong on our side"),
+}
+MESSAGES = {
+    403: N_("You do not have permission to do that."),
+    404: N_("There is nothing here. Check the address."),
+    405: N_("This page cannot be used that way."),
+    413: N_("What you sent is too large."),
+    500: N_("The problem has been logged. Try again in a moment."),
+}
+
+
+def _render(
+    request: Request, status: int, message: str, params: dict[str, Any] | None = None
+) -> Response:
+    state: AppState = request.app.state.ratify
+    language = choose_language(
+        user_language=None,
+        cookie=request.cookies.get(LANGUAGE_COOKIE),
+        accept_language=request.headers.get("accept-language"),
+        default=state.settings.default_language,
+    )
+    translated = state.templates.gettext(language, message, **(params or {}))
+    request_id = request.scope.get("state", {}).get("request_id", "")
+    if request.url.path.startswith("/api/"):
+        return JSONResponse(
+            {"error": status, "message": translated, "request_id": request_id}, status_code=status
+        )
+    title = state.templates.gettext(language, TITLES.get(status, TITLES[400]))
+    html = state.templates.render(
+        language,
+        "errors/error.html",
+        {
+            "status": status,
+            "title": title,
+            "message": translated,
+            "request_id": request_id,
+            "user": None,
+            "org": None,
+            "memberships": [],
+            "languages": [],
+        },
+    )
+    return HTMLResponse(html, status_code=status)
+
+
+async def ratify_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RatifyError)
+    return _render(request, exc.status_code, exc.message, exc.params)
+
+
+async def http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    status = exc.status_code
+    response = _render(request, status, MESSAGES.get(status, MESSAGES[404]))
+    if exc.headers:
+        response.headers.update(exc.headers)
+    return response
+
+
+async def server_error(request: Request, exc: Exception) -> Response:
+    log.error("http.unhandled_error", exc_info=exc)
+    return _render(request, 500, MESSAGES[500])
