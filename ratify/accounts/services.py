@@ -257,7 +257,7 @@ def memberships(db: Session, user: StaffUser) -> list[tuple[Organization, Role]]
         .where(StaffRole.user_id == user.id)
         .order_by(Organization.name)
     )
-    return [(org, role) for org, role in db.execute(stmt).tuples()]
+    return [(org, role) for org, role in db.execute(stmt).all()]
 
 
 def role_in(db: Session, user: StaffUser, org: Organization) -> Role | None:

@@ -43,4 +43,4 @@ def backoff(attempts: int) -> timedelta:
 
 def counts_by_status(db: Session) -> dict[JobStatus, int]:
     stmt = select(Job.status, func.count()).group_by(Job.status)
-    return {status: n for status, n in db.execute(stmt).tuples()}
+    return {status: n for status, n in db.execute(stmt).all()}
