@@ -47,7 +47,6 @@ def org_settings_save(ctx: ViewContext) -> Response:
     try:
         orgs.update_settings(ctx.db, ctx.org, actor=ctx.user, **values)
     except orgs.SettingsInvalid as exc:
-        ctx.db.rollback()
         return ctx.render(
             "orgs/settings.html",
             status_code=400,

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import structlog
 from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.responses import JSONResponse, Response
 
 from ratify.accounts import services as accounts
@@ -11,9 +13,18 @@ from ratify.settings import LANGUAGES
 from ratify.web.i18n import LANGUAGE_COOKIE
 from ratify.web.routing import Cookie, ViewContext, page, safe_next
 
+log = structlog.get_logger("ratify.health")
+
 
 def healthz(ctx: ViewContext) -> Response:
-    ctx.db.execute(text("SELECT 1"))
+    """For load balancers: 200 when the database answers and is migrated, else 503."""
+    try:
+        # A session of its own: a failure here must not poison the request's transaction.
+        with ctx.app.sessions() as probe:
+            probe.execute(text("SELECT version_num FROM alembic_version"))
+    except SQLAlchemyError as exc:
+        log.warning("healthz.database_unavailable", error=exc.__class__.__name__)
+        return JSONResponse({"status": "unavailable", "database": "unreachable"}, status_code=503)
     return JSONResponse({"status": "ok", "database": "ok"})
 
 
