@@ -28,7 +28,7 @@ $(VENV)/.installed-test: $(VENV)/.installed
 	touch $@
 
 translations/%/LC_MESSAGES/messages.mo: translations/%/LC_MESSAGES/messages.po $(VENV)/.installed
-	$(BIN)/pybabel compile --use-fuzzy=false -d translations -D messages -l $* >/dev/null
+	$(BIN)/pybabel compile -d translations -D messages -l $* >/dev/null
 
 messages: $(VENV)/.installed extract-messages $(COMPILED)
 

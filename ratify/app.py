@@ -65,7 +65,10 @@ def create_app(settings: Settings, *, sessions: sessionmaker[Session] | None = N
         # proxies we were told to trust (a forged X-Forwarded-For from anyone else is ignored).
         Middleware(ProxyHeadersMiddleware, trusted_hosts=list(settings.trusted_proxies)),
         Middleware(SecurityHeadersMiddleware, settings=settings),
-        Middleware(BodySizeLimitMiddleware, max_bytes=max(settings.max_upload_bytes, settings.max_body_bytes)),
+        Middleware(
+            BodySizeLimitMiddleware,
+            max_bytes=max(settings.max_upload_bytes, settings.max_body_bytes),
+        ),
     ]
     app = Starlette(
         routes=routes(),

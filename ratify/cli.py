@@ -9,10 +9,13 @@ import signal
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import click
 
+from ratify.db import unit_of_work
 from ratify.errors import ConfigurationError, RatifyError
 from ratify.settings import Settings, load_settings
 
@@ -24,10 +27,22 @@ def _settings() -> Settings:
         raise click.ClickException(str(exc)) from None
 
 
-def _sessions(settings: Settings) -> Any:
+@contextmanager
+def _database(settings: Settings) -> Iterator[Any]:
+    """A session factory for one command; its connections are closed when the command ends."""
     from ratify.db import create_db_engine, make_sessionmaker
 
-    return make_sessionmaker(create_db_engine(settings.database_url, pool_size=2))
+    engine = create_db_engine(settings.database_url, pool_size=2)
+    try:
+        yield make_sessionmaker(engine)
+    finally:
+        engine.dispose()
+
+
+@contextmanager
+def _transaction(settings: Settings) -> Iterator[Any]:
+    with _database(settings) as sessions, unit_of_work(sessions) as db:
+        yield db
 
 
 def _link(settings: Settings, token: str) -> str:
@@ -67,7 +82,7 @@ def serve(host: str, port: int, workers: int, with_worker: bool) -> None:
     configure_logging(settings)
     worker: subprocess.Popen[bytes] | None = None
     if with_worker:
-        worker = subprocess.Popen([sys.executable, "-m", "ratify", "worker"])  # noqa: S603
+        worker = subprocess.Popen([sys.executable, "-m", "ratify", "worker"])
     try:
         uvicorn.run(
             "ratify.cli:app_factory",
@@ -105,19 +120,18 @@ def worker(once: bool) -> None:
 
     settings = _settings()
     configure_logging(settings)
-    runner = Worker(
-        _sessions(settings),
-        handlers=registry.handlers(settings),
-        ticks=registry.ticks(settings),
-    )
-    if once:
-        runner.run_due_ticks()
-        click.echo(f"ran {runner.drain()} job(s)")
-        return
-    stop = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.set())
-    runner.run_forever(stop, settings.worker_poll_seconds)
+    with _database(settings) as sessions:
+        runner = Worker(
+            sessions, handlers=registry.handlers(settings), ticks=registry.ticks(settings)
+        )
+        if once:
+            runner.run_due_ticks()
+            click.echo(f"ran {runner.drain()} job(s)")
+            return
+        stop = threading.Event()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, lambda *_: stop.set())
+        runner.run_forever(stop, settings.worker_poll_seconds)
 
 
 @main.command()
@@ -144,13 +158,12 @@ def migrate(revision: str) -> None:
 @click.option("--timezone", default="UTC", show_default=True, help="IANA time zone.")
 def create_org(slug: str, name: str, kind: str, language: str, timezone: str) -> None:
     """Create an organization."""
-    from ratify.db import unit_of_work
     from ratify.orgs.models import OrgKind
     from ratify.orgs.services import create_organization
 
     settings = _settings()
     try:
-        with unit_of_work(_sessions(settings)) as db:
+        with _transaction(settings) as db:
             org = create_organization(
                 db,
                 slug=slug,
@@ -175,13 +188,16 @@ def create_admin(slug: str, email: str, name: str) -> None:
     """
     from ratify.accounts.services import add_staff
     from ratify.authz import Role
-    from ratify.db import unit_of_work
+    from ratify.errors import NotFound
     from ratify.orgs.services import get_by_slug
 
     settings = _settings()
     try:
-        with unit_of_work(_sessions(settings)) as db:
-            org = get_by_slug(db, slug)
+        with _transaction(settings) as db:
+            try:
+                org = get_by_slug(db, slug)
+            except NotFound:
+                raise click.ClickException(f"no organization with the slug {slug!r}") from None
             added = add_staff(
                 db,
                 org,
@@ -196,7 +212,9 @@ def create_admin(slug: str, email: str, name: str) -> None:
         raise click.ClickException(_explain(exc)) from None
     click.echo(f"{email} is now an administrator of {slug}.")
     if token:
-        click.echo(f"One-time link to set the password (keep it private):\n{_link(settings, token)}")
+        click.echo(
+            f"One-time link to set the password (keep it private):\n{_link(settings, token)}"
+        )
 
 
 @main.command("reset-password")
@@ -206,10 +224,9 @@ def reset_password(email: str) -> None:
     from ratify.accounts import services as accounts
     from ratify.accounts.models import PasswordTokenPurpose
     from ratify.audit import services as audit
-    from ratify.db import unit_of_work
 
     settings = _settings()
-    with unit_of_work(_sessions(settings)) as db:
+    with _transaction(settings) as db:
         user = accounts.get_user_by_email(db, email)
         if user is None:
             raise click.ClickException(f"no staff user with the email {email}")
@@ -243,14 +260,15 @@ def demo() -> None:
     settings = _settings()
     if settings.production:
         raise click.ClickException("demo data is for development only (RATIFY_ENV=production)")
-    from ratify.db import unit_of_work
 
-    with unit_of_work(_sessions(settings)) as db:
+    with _transaction(settings) as db:
         created, logins = load_demo(db, settings)
     click.echo("Loaded demo data." if created else "Demo data already loaded.")
     click.echo(f"Open {settings.base_url}/login and sign in as one of:")
     for login in logins:
-        click.echo(f"  {login.role:<10} {login.email:<28} password: {login.password}   ({login.where})")
+        click.echo(
+            f"  {login.role:<10} {login.email:<28} password: {login.password}   ({login.where})"
+        )
 
 
 def _explain(exc: RatifyError) -> str:

@@ -31,7 +31,9 @@ class DemoLogin:
 DEMO_LOGINS = [
     DemoLogin("admin", "admin@demo.example", "demo-admin-pass", "both organizations"),
     DemoLogin("staff", "staff@demo.example", "demo-staff-pass", "Riverside Nurses United"),
-    DemoLogin("committee", "committee@demo.example", "demo-committee-pass", "Riverside Nurses United"),
+    DemoLogin(
+        "committee", "committee@demo.example", "demo-committee-pass", "Riverside Nurses United"
+    ),
     DemoLogin("observer", "observer@demo.example", "demo-observer-pass", "Riverside Nurses United"),
 ]
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection
 
+from alembic import command
 from ratify.settings import PROJECT_ROOT
 
 

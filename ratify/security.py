@@ -5,6 +5,7 @@ Nothing here touches the database or HTTP.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import secrets
@@ -47,10 +48,8 @@ def _burn(hasher: PasswordHasher, password: str) -> None:
     key = (hasher.time_cost, hasher.memory_cost, hasher.parallelism)
     if key not in _DUMMY_HASHES:
         _DUMMY_HASHES[key] = hasher.hash(secrets.token_urlsafe(16))
-    try:
+    with contextlib.suppress(VerificationError):
         hasher.verify(_DUMMY_HASHES[key], password)
-    except VerificationError:
-        pass
 
 
 def new_token() -> str:

@@ -18,11 +18,11 @@ PASSWORD = "correct horse battery"
 FAST_HASHER = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
 
 
-def make_org(db: Session, *, kind: OrgKind = OrgKind.UNION, slug: str | None = None) -> Organization:
+def make_org(
+    db: Session, *, kind: OrgKind = OrgKind.UNION, slug: str | None = None
+) -> Organization:
     n = next(_counter)
-    return create_organization(
-        db, slug=slug or f"org-{n}", name=f"Organization {n}", kind=kind
-    )
+    return create_organization(db, slug=slug or f"org-{n}", name=f"Organization {n}", kind=kind)
 
 
 def make_user(

@@ -39,7 +39,9 @@ class StaffRole(UUIDPrimaryKey, Base):
 
     user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("staff_users.id"), index=True)
     organization_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organizations.id"), index=True)
-    role: Mapped[Role] = mapped_column(Enum(Role, native_enum=False, length=20, values_callable=_values))
+    role: Mapped[Role] = mapped_column(
+        Enum(Role, native_enum=False, length=20, values_callable=_values)
+    )
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     user: Mapped[StaffUser] = relationship(back_populates="roles", lazy="raise")

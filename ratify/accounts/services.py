@@ -159,7 +159,9 @@ class LoginThrottle:
 
 def login_throttle_keys(settings: Settings, email: str, client_address: str) -> LoginThrottle:
     return LoginThrottle(
-        account_key=throttle.throttle_key(settings.secret_key, "login-account", normalize_email(email)),
+        account_key=throttle.throttle_key(
+            settings.secret_key, "login-account", normalize_email(email)
+        ),
         address_key=throttle.throttle_key(settings.secret_key, "login-address", client_address),
     )
 
@@ -364,7 +366,9 @@ def change_role(
     )
 
 
-def remove_staff(db: Session, org: Organization, *, actor: StaffUser, staff_role: StaffRole) -> None:
+def remove_staff(
+    db: Session, org: Organization, *, actor: StaffUser, staff_role: StaffRole
+) -> None:
     """Take the role away and end the person's sessions at once."""
     if staff_role.role == Role.ADMIN and _admins_left(db, org, staff_role) == 0:
         raise Conflict(N_("An organization needs at least one administrator."))

@@ -6,6 +6,7 @@ from starlette.responses import Response
 
 from ratify.accounts import forms
 from ratify.accounts import services as accounts
+from ratify.accounts.models import StaffUser
 from ratify.authz import PUBLIC, SIGNED_IN, Permission, Role
 from ratify.errors import Conflict, RatifyError, TooManyRequests
 from ratify.web.routing import ViewContext, page, safe_next
@@ -69,7 +70,7 @@ def set_password_form(ctx: ViewContext) -> Response:
     # Opening the link changes nothing (mail scanners prefetch links).
     token = ctx.request.path_params["token"]
     found = accounts.find_password_token(ctx.db, token)
-    user = ctx.db.get_one(accounts.StaffUser, found.user_id)
+    user = ctx.db.get_one(StaffUser, found.user_id)
     return ctx.render("accounts/set_password.html", account=user, purpose=found.purpose.value)
 
 
@@ -81,7 +82,7 @@ def set_password(ctx: ViewContext) -> Response:
         )
     except accounts.FormInvalid as exc:
         found = accounts.find_password_token(ctx.db, token)
-        user = ctx.db.get_one(accounts.StaffUser, found.user_id)
+        user = ctx.db.get_one(StaffUser, found.user_id)
         return ctx.render(
             "accounts/set_password.html",
             status_code=400,
@@ -158,10 +159,15 @@ def staff_add(ctx: ViewContext) -> Response:
         )
     except accounts.FormInvalid as exc:
         return staff_list(
-            ctx, 400, errors={k: ctx.gettext(v) for k, v in exc.errors.items()}, values=parsed.values
+            ctx,
+            400,
+            errors={k: ctx.gettext(v) for k, v in exc.errors.items()},
+            values=parsed.values,
         )
     except Conflict as exc:
-        return staff_list(ctx, 409, problem=ctx.gettext(exc.message, **exc.params), values=parsed.values)
+        return staff_list(
+            ctx, 409, problem=ctx.gettext(exc.message, **exc.params), values=parsed.values
+        )
     link = set_password_link(ctx, added.set_password_token) if added.set_password_token else None
     return staff_list(ctx, new_link=link, new_link_for=added.role.user)
 

@@ -115,7 +115,11 @@ class Worker:
                 job.status = JobStatus.QUEUED
                 job.run_after = utcnow() + backoff(job.attempts)
             log.warning(
-                "job.failed", job_id=str(job_id), kind=job.kind, status=job.status.value, error=error
+                "job.failed",
+                job_id=str(job_id),
+                kind=job.kind,
+                status=job.status.value,
+                error=error,
             )
 
     def run_due_ticks(self) -> list[str]:

@@ -35,7 +35,9 @@ def create_organization(
     if not name.strip():
         raise BadRequest(N_("The organization needs a name."))
     if db.execute(select(Organization.id).where(Organization.slug == slug)).first():
-        raise Conflict(N_("An organization with the short name %(slug)s already exists."), slug=slug)
+        raise Conflict(
+            N_("An organization with the short name %(slug)s already exists."), slug=slug
+        )
     org = Organization(
         slug=slug,
         name=name.strip(),
@@ -86,7 +88,11 @@ def update_settings(
     if errors:
         raise SettingsInvalid(errors)
     changes = {}
-    for field, new in (("name", name), ("default_language", default_language), ("timezone", timezone)):
+    for field, new in (
+        ("name", name),
+        ("default_language", default_language),
+        ("timezone", timezone),
+    ):
         old = getattr(org, field)
         if old != new:
             changes[field] = (old, new)

@@ -27,7 +27,7 @@ def org_settings(ctx: ViewContext) -> Response:
     assert ctx.org is not None
     return ctx.render(
         "orgs/settings.html",
-        timezones=COMMON_TIMEZONES + ["UTC"],
+        timezones=[*COMMON_TIMEZONES, "UTC"],
         values={
             "name": ctx.org.name,
             "default_language": ctx.org.default_language,
@@ -50,7 +50,7 @@ def org_settings_save(ctx: ViewContext) -> Response:
         return ctx.render(
             "orgs/settings.html",
             status_code=400,
-            timezones=COMMON_TIMEZONES + ["UTC"],
+            timezones=[*COMMON_TIMEZONES, "UTC"],
             values=values,
             errors={k: ctx.gettext(v) for k, v in exc.errors.items()},
             saved=None,

@@ -40,7 +40,7 @@ def _render(
     request: Request, status: int, message: str, params: dict[str, Any] | None = None
 ) -> Response:
     state: AppState = request.app.state.ratify
-    language = choose_language(
+    language = getattr(request.state, "language", None) or choose_language(
         user_language=None,
         cookie=request.cookies.get(LANGUAGE_COOKIE),
         accept_language=request.headers.get("accept-language"),

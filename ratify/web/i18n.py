@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from functools import cache
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from babel import Locale
 from babel.core import negotiate_locale
@@ -35,10 +36,12 @@ def parse_accept_language(header: str) -> list[str]:
         quality = 1.0
         for param in params.split(";"):
             name, _, value = param.strip().partition("=")
-            if name == "q":
+            if name.lower() == "q":
                 try:
                     quality = float(value)
                 except ValueError:
+                    quality = 0.0
+                if not 0.0 <= quality <= 1.0:  # malformed (RFC 9110 §12.4.2): ignore the tag
                     quality = 0.0
         if quality > 0:
             weighted.append((-quality, position, tag.replace("_", "-")))
@@ -90,7 +93,8 @@ class Formatter:
     ) -> str:
         if value is None:
             return ""
-        return format_datetime(value, format=format, tzinfo=tz, locale=self.locale)
+        zone = ZoneInfo(tz) if tz else None
+        return format_datetime(value, format=format, tzinfo=zone, locale=self.locale)
 
     def number(self, value: float | int | None) -> str:
         return "" if value is None else format_decimal(value, locale=self.locale)

@@ -9,7 +9,7 @@ calls the view. Commit happens when the view returns; any exception rolls everyt
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
@@ -115,7 +115,7 @@ class ViewContext:
         return self.url(name, slug=self.org.slug, **params)
 
     def render(self, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
-        base = {
+        base: dict[str, Any] = {
             "request": self.request,
             "user": self.user,
             "org": self.org,
@@ -200,11 +200,13 @@ class RatifyRoute(Route):
     def _run(self, request: Request, state: AppState, form: FormData | None) -> Response:
         with unit_of_work(state.sessions) as db:
             user = current_user(request, db, state)
+            language = request_language(request, state.settings, user)
+            # Error pages raised below read it too (a signed-in user's saved language).
+            request.state.language = language
             org: Organization | None = None
             role: Role | None = None
-            if self.access == SIGNED_IN or isinstance(self.access, Permission):
-                if user is None:
-                    return to_login(request)
+            if user is None and (self.access == SIGNED_IN or isinstance(self.access, Permission)):
+                return to_login(request)
             if isinstance(self.access, Permission):
                 assert user is not None
                 org = orgs.get_by_slug(db, request.path_params["slug"])
@@ -225,7 +227,7 @@ class RatifyRoute(Route):
                 org=org,
                 role=role,
                 form=form,
-                language=request_language(request, state.settings, user),
+                language=language,
                 csrf_cookie=csrf_cookie,
             )
             if new_csrf:
@@ -306,7 +308,7 @@ async def read_form(request: Request, *, max_bytes: int, max_fields: int) -> For
         except ValueError:
             raise BadRequest() from None
 
-    async def limited() -> AsyncIterator[bytes]:
+    async def limited() -> AsyncGenerator[bytes, None]:
         received = 0
         async for chunk in request.stream():
             received += len(chunk)
@@ -328,7 +330,9 @@ async def read_form(request: Request, *, max_bytes: int, max_fields: int) -> For
             return await FormParser(request.headers, limited(), max_fields=max_fields).parse()
     except MultiPartException as exc:
         if "Too many" in exc.message or "exceeded maximum size" in exc.message:
-            raise PayloadTooLarge(N_("The form has too many fields or a field is too large.")) from None
+            raise PayloadTooLarge(
+                N_("The form has too many fields or a field is too large.")
+            ) from None
         raise BadRequest(N_("The form could not be read.")) from None
     raise BadRequest(N_("Send this form from the page that shows it."))
 

@@ -129,7 +129,9 @@ def test_login_is_audited_in_each_organization(db: Session, client) -> None:
     add_role(db, user, second, Role.OBSERVER)
     assert login(client, user.email).headers["location"] == "/"
     count = db.execute(
-        select(func.count()).where(AuditEvent.action == "account.login", AuditEvent.actor_id == user.id)
+        select(func.count()).where(
+            AuditEvent.action == "account.login", AuditEvent.actor_id == user.id
+        )
     ).scalar_one()
     assert count == 2
 
@@ -138,7 +140,9 @@ def test_next_parameter_cannot_leave_the_site(db: Session, client) -> None:
     org = make_org(db)
     user = make_user(db, org)
     response = post_form(
-        client, "/login", {"email": user.email, "password": "correct horse battery", "next": "//evil.example/"}
+        client,
+        "/login",
+        {"email": user.email, "password": "correct horse battery", "next": "//evil.example/"},
     )
     assert response.headers["location"] == f"/o/{org.slug}/"
 
@@ -152,7 +156,10 @@ def test_password_is_rehashed_when_parameters_change(db: Session, client, settin
 
     from ratify.app import create_app
 
-    stronger = create_app(replace(settings, argon2_time_cost=2, argon2_memory_kib=16), sessions=client.app.state.ratify.sessions)
+    stronger = create_app(
+        replace(settings, argon2_time_cost=2, argon2_memory_kib=16),
+        sessions=client.app.state.ratify.sessions,
+    )
     ledger = client.ledger
     with make_client(stronger, ledger, follow_redirects=False) as other:
         assert login(other, user.email).status_code == 303

@@ -21,7 +21,9 @@ def test_session_cookie_is_httponly_lax_and_expires(db: Session, client, setting
     org = make_org(db)
     user = make_user(db, org)
     response = login(client, user.email)
-    header = next(h for h in response.headers.get_list("set-cookie") if h.startswith("ratify_session="))
+    header = next(
+        h for h in response.headers.get_list("set-cookie") if h.startswith("ratify_session=")
+    )
     assert "HttpOnly" in header
     assert "SameSite=lax" in header
     assert f"Max-Age={settings.session_max_age}" in header
@@ -40,7 +42,9 @@ def test_login_rotates_the_session_and_csrf_cookies(db: Session, client) -> None
     assert _session_cookie(client) != first
 
 
-def test_logout_ends_the_session_everywhere_at_once(db: Session, client, app, secret_ledger) -> None:
+def test_logout_ends_the_session_everywhere_at_once(
+    db: Session, client, app, secret_ledger
+) -> None:
     from tests.conftest import make_client
 
     org = make_org(db)
@@ -83,7 +87,11 @@ def test_password_change_ends_other_sessions_but_keeps_this_one(
         response = post_form(
             client,
             "/account/password",
-            {"current": "correct horse battery", "password": "a brand new passphrase", "confirm": "a brand new passphrase"},
+            {
+                "current": "correct horse battery",
+                "password": "a brand new passphrase",
+                "confirm": "a brand new passphrase",
+            },
             form_page="/account",
         )
         assert response.status_code == 303
@@ -103,10 +111,15 @@ def test_tampered_or_expired_cookies_are_ignored(db: Session, client, settings) 
     client.cookies.set("ratify_session", valid[:-2] + ("AA" if not valid.endswith("AA") else "BB"))
     assert client.get("/account").status_code == 303
     other_key = Signer("another secret key that is long enough!!", SESSION_SALT)
-    client.cookies.set("ratify_session", other_key.dumps({"u": user.id.hex, "e": user.session_epoch}))
+    client.cookies.set(
+        "ratify_session", other_key.dumps({"u": user.id.hex, "e": user.session_epoch})
+    )
     assert client.get("/account").status_code == 303
     # Signed for another purpose (the CSRF salt, say): not a session.
-    client.cookies.set("ratify_session", Signer(settings.secret_key, "ratify.csrf").dumps({"u": user.id.hex, "e": 0}))
+    client.cookies.set(
+        "ratify_session",
+        Signer(settings.secret_key, "ratify.csrf").dumps({"u": user.id.hex, "e": 0}),
+    )
     assert client.get("/account").status_code == 303
 
 

@@ -42,12 +42,16 @@ def test_admin_adds_staff_who_sets_a_password_once(db: Session, client, app, sec
     with make_client(app, secret_ledger, follow_redirects=False) as rosa:
         page = rosa.get(f"/set-password/{token}")
         assert page.status_code == 200 and "Rosa Parks" in page.text
-        assert rosa.get(f"/set-password/{token}").status_code == 200  # opening twice changes nothing
+        assert (
+            rosa.get(f"/set-password/{token}").status_code == 200
+        )  # opening twice changes nothing
         form = {"password": "solidarity forever", "confirm": "solidarity forever"}
         response = post_form(rosa, f"/set-password/{token}", form)
         assert response.status_code == 303
         assert rosa.get(f"/set-password/{token}").status_code == 404
-        assert post_form(rosa, f"/set-password/{token}", form, form_page="/login").status_code == 404
+        assert (
+            post_form(rosa, f"/set-password/{token}", form, form_page="/login").status_code == 404
+        )
         assert login(rosa, "rosa@example.org", "solidarity forever").status_code == 303
         assert rosa.get(f"/o/{org.slug}/").status_code == 200
 
@@ -70,7 +74,9 @@ def test_set_password_form_keeps_errors_per_field(db: Session, client) -> None:
     org = make_org(db)
     user = make_user(db, org, password=None)
     token = accounts.issue_link_for_staff(db, org, actor=None, user=user, max_age=600)
-    response = post_form(client, f"/set-password/{token}", {"password": "short", "confirm": "other"})
+    response = post_form(
+        client, f"/set-password/{token}", {"password": "short", "confirm": "other"}
+    )
     assert response.status_code == 400
     assert "Use at least 10 characters." in response.text
     assert "The two passwords are not the same." in response.text
@@ -118,7 +124,9 @@ def test_role_changes_are_audited_with_before_and_after(db: Session, client) -> 
     role_id = next(r.id for r in accounts.list_staff(db, org) if r.user_id == staff.id)
     login(client, admin.email)
     token = csrf_from(client, f"/o/{org.slug}/staff")
-    response = client.post(f"/o/{org.slug}/staff/{role_id}/role", data={"role": "committee", "csrf_token": token})
+    response = client.post(
+        f"/o/{org.slug}/staff/{role_id}/role", data={"role": "committee", "csrf_token": token}
+    )
     assert response.status_code == 303
     event = db.scalars(select(AuditEvent).where(AuditEvent.action == "staff.role_changed")).one()
     assert event.actor_id == admin.id
@@ -131,7 +139,9 @@ def test_the_last_admin_cannot_be_removed_or_demoted(db: Session, client) -> Non
     role_id = accounts.list_staff(db, org)[0].id
     login(client, admin.email)
     token = csrf_from(client, f"/o/{org.slug}/staff")
-    response = client.post(f"/o/{org.slug}/staff/{role_id}/role", data={"role": "staff", "csrf_token": token})
+    response = client.post(
+        f"/o/{org.slug}/staff/{role_id}/role", data={"role": "staff", "csrf_token": token}
+    )
     assert response.status_code == 409
     assert "at least one administrator" in response.text
     assert accounts.role_in(db, admin, org) == Role.ADMIN
@@ -147,5 +157,7 @@ def test_new_link_for_staff_is_audited_and_shown_once(db: Session, client) -> No
     response = client.post(f"/o/{org.slug}/staff/{role_id}/link", data={"csrf_token": token})
     assert LINK.search(response.text)
     assert not LINK.search(client.get(f"/o/{org.slug}/staff").text)
-    actions = db.scalars(select(AuditEvent.action).where(AuditEvent.object_id == str(staff.id))).all()
+    actions = db.scalars(
+        select(AuditEvent.action).where(AuditEvent.object_id == str(staff.id))
+    ).all()
     assert "staff.password_link_issued" in actions

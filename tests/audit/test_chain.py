@@ -43,7 +43,9 @@ def test_an_edited_row_breaks_the_chain_at_that_event(db: Session) -> None:
 def test_a_rewritten_row_with_a_fresh_hash_breaks_the_next_link(db: Session) -> None:
     org = make_org(db)
     _events(db, org, 5)
-    event = db.scalars(select(AuditEvent).where(AuditEvent.chain == audit.chain_for(org.id), AuditEvent.seq == 3)).one()
+    event = db.scalars(
+        select(AuditEvent).where(AuditEvent.chain == audit.chain_for(org.id), AuditEvent.seq == 3)
+    ).one()
     event.actor_label = "someone else"
     event.hash = audit._digest(event)
     db.flush()
@@ -65,7 +67,9 @@ def test_chains_of_organizations_are_independent(db: Session) -> None:
     a, b = make_org(db), make_org(db)
     _events(db, a, 3)
     _events(db, b, 1)
-    db.execute(update(AuditEvent).where(AuditEvent.chain == audit.chain_for(a.id)).values(action="x"))
+    db.execute(
+        update(AuditEvent).where(AuditEvent.chain == audit.chain_for(a.id)).values(action="x")
+    )
     db.expire_all()
     assert not audit.verify_chain(db, a.id).ok
     assert audit.verify_chain(db, b.id).ok
@@ -87,7 +91,9 @@ def test_a_rolled_back_action_leaves_no_event(sessions) -> None:
         audit.record(db, organization=org, actor=None, action="never.happened")
         raise RuntimeError
     with unit_of_work(sessions) as db:
-        actions = db.scalars(select(AuditEvent.action).where(AuditEvent.organization_id == org.id)).all()
+        actions = db.scalars(
+            select(AuditEvent.action).where(AuditEvent.organization_id == org.id)
+        ).all()
         assert actions == ["org.created"]
         assert audit.verify_chain(db, org.id).ok
 
@@ -97,7 +103,14 @@ def test_observers_see_members_and_contact_data_pseudonymized(db: Session, clien
     admin = make_user(db, org, Role.ADMIN, email="boss@example.org")
     observer = make_user(db, org, Role.OBSERVER, email="watcher@example.org")
     member = uuid.uuid4()
-    audit.record(db, organization=org, actor=admin, action="member.updated", member_id=member, data={"email": "member@example.org", "field": "phone"})
+    audit.record(
+        db,
+        organization=org,
+        actor=admin,
+        action="member.updated",
+        member_id=member,
+        data={"email": "member@example.org", "field": "phone"},
+    )
     login(client, observer.email)
     page = client.get(f"/o/{org.slug}/audit").text
     assert "member@example.org" not in page
@@ -114,7 +127,11 @@ def test_observers_see_members_and_contact_data_pseudonymized(db: Session, clien
 def test_audit_page_shows_a_broken_chain(db: Session, client) -> None:
     org = make_org(db)
     admin = make_user(db, org)
-    db.execute(update(AuditEvent).where(AuditEvent.chain == audit.chain_for(org.id), AuditEvent.seq == 1).values(action="org.tampered"))
+    db.execute(
+        update(AuditEvent)
+        .where(AuditEvent.chain == audit.chain_for(org.id), AuditEvent.seq == 1)
+        .values(action="org.tampered")
+    )
     db.expire_all()
     login(client, admin.email)
     page = client.get(f"/o/{org.slug}/audit").text
@@ -127,12 +144,20 @@ def test_settings_changes_are_audited(db: Session, client) -> None:
     org = make_org(db)
     admin = make_user(db, org)
     login(client, admin.email)
-    response = post_form(client, f"/o/{org.slug}/settings", {"name": "Local 99", "default_language": "es", "timezone": "America/Chicago"})
+    response = post_form(
+        client,
+        f"/o/{org.slug}/settings",
+        {"name": "Local 99", "default_language": "es", "timezone": "America/Chicago"},
+    )
     assert response.status_code == 303
     event = db.scalars(select(AuditEvent).where(AuditEvent.action == "org.settings_changed")).one()
     assert event.data["changes"]["name"]["to"] == "Local 99"
     assert event.data["changes"]["timezone"] == {"from": "UTC", "to": "America/Chicago"}
-    bad = post_form(client, f"/o/{org.slug}/settings", {"name": "", "default_language": "xx", "timezone": "Mars/Base"})
+    bad = post_form(
+        client,
+        f"/o/{org.slug}/settings",
+        {"name": "", "default_language": "xx", "timezone": "Mars/Base"},
+    )
     assert bad.status_code == 400
     assert "Choose a time zone from the list." in bad.text
     db.refresh(org)

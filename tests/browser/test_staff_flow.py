@@ -5,11 +5,12 @@ every page), once without (the app needs none), plus the wrong-password page."""
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import pytest
 from axe_playwright_python.sync_playwright import Axe
-from playwright.sync_api import Page, expect
+from playwright.sync_api import BrowserContext, Locator, Page, expect
 from sqlalchemy.orm import Session, sessionmaker
 
 from ratify.authz import Role
@@ -27,8 +28,10 @@ pytestmark = [
     ),
 ]
 
+NewContext = Callable[..., BrowserContext]  # pytest-playwright's `new_context` fixture
+
 PHONE_WIDTH = 390
-SCREENSHOT = "/tmp/ratify-phone.png"
+SCREENSHOT = "/tmp/ratify-phone.png"  # noqa: S108 (a fixed path people look at by hand)
 
 
 @dataclass(frozen=True)
@@ -93,14 +96,30 @@ def record_cookies(page: Page, ledger: SecretLedger) -> None:
         ledger.add(cookie["value"])
 
 
-def heading(page: Page):  # type: ignore[no-untyped-def]
+def heading(page: Page) -> Locator:
     return page.get_by_role("heading", level=1)
+
+
+def sign_in(page: Page, base: str, email: str, password: str = PASSWORD) -> None:
+    page.goto(f"{base}/login")
+    page.get_by_label("Email").fill(email)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Sign in").click()
 
 
 # -- the flow, with and without JavaScript -------------------------------------------------
 
 
-def visit(page: Page, base: str, staff: Staff, ledger: SecretLedger, *, axe: bool) -> None:
+def visit(
+    page: Page, phone: BrowserContext, base: str, staff: Staff, ledger: SecretLedger, *, axe: bool
+) -> None:
+    # Signed in on a second device too, to see "sign out everywhere" reach it.
+    other = phone.new_page()
+    sign_in(other, base, staff.email)
+    expect(heading(other)).to_have_text("Your organizations")
+    for cookie in phone.cookies():
+        ledger.add(cookie["value"])
+
     page.goto(f"{base}/login")
     expect(heading(page)).to_have_text("Sign in")
     check_page(page, axe=axe)
@@ -129,7 +148,7 @@ def visit(page: Page, base: str, staff: Staff, ledger: SecretLedger, *, axe: boo
     check_page(page, axe=axe)
     staff_table_is_still_a_table(page)
 
-    page.get_by_role("navigation", name="Organization").get_by_role("link", name="Audit log").click()
+    nav.get_by_role("link", name="Audit log").click()
     expect(page).to_have_url(f"{base}/o/{staff.slug_a}/audit")
     expect(heading(page)).to_have_text("Audit log")
     check_page(page, axe=axe)
@@ -159,22 +178,33 @@ def visit(page: Page, base: str, staff: Staff, ledger: SecretLedger, *, axe: boo
     expect(page).to_have_url(re.compile(re.escape(f"{base}/login?next=/o/{staff.slug_b}/") + "$"))
     expect(heading(page)).to_have_text("Sign in")
 
+    # The other device, whose cookie is still there, is signed out as well.
+    other.goto(f"{base}/o/{staff.slug_a}/")
+    expect(other).to_have_url(re.compile(re.escape(f"{base}/login?next=/o/{staff.slug_a}/") + "$"))
+
+    page.get_by_label("Email").fill(staff.email)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page).to_have_url(f"{base}/o/{staff.slug_b}/")
+    expect(heading(page)).to_have_text(staff.name_b)
+    record_cookies(page, ledger)
+
 
 def test_staff_flow_on_a_phone(
-    page: Page, live_server: str, staff: Staff, secret_ledger: SecretLedger
+    page: Page, new_context: NewContext, live_server: str, staff: Staff, secret_ledger: SecretLedger
 ) -> None:
-    visit(page, live_server, staff, secret_ledger, axe=True)
+    visit(page, new_context(), live_server, staff, secret_ledger, axe=True)
 
 
 @pytest.mark.browser_context_args(java_script_enabled=False)
 def test_staff_flow_on_a_phone_without_javascript(
-    page: Page, live_server: str, staff: Staff, secret_ledger: SecretLedger
+    page: Page, new_context: NewContext, live_server: str, staff: Staff, secret_ledger: SecretLedger
 ) -> None:
     # The marker really turned scripts off, on top of conftest's phone settings.
     page.set_content('<noscript><p id="off">off</p></noscript>')
     expect(page.locator("#off")).to_be_visible()
     assert page.viewport_size == {"width": PHONE_WIDTH, "height": 844}
-    visit(page, live_server, staff, secret_ledger, axe=False)
+    visit(page, new_context(), live_server, staff, secret_ledger, axe=False)
 
 
 # -- a wrong password ------------------------------------------------------------------------
@@ -183,10 +213,7 @@ def test_staff_flow_on_a_phone_without_javascript(
 def test_wrong_password_is_explained_next_to_the_form(
     page: Page, live_server: str, staff: Staff, secret_ledger: SecretLedger
 ) -> None:
-    page.goto(f"{live_server}/login")
-    page.get_by_label("Email").fill(staff.email)
-    page.get_by_label("Password").fill("not the password")
-    page.get_by_role("button", name="Sign in").click()
+    sign_in(page, live_server, staff.email, "not the password")
 
     expect(page).to_have_url(f"{live_server}/login")
     alert = page.get_by_role("alert")
@@ -199,7 +226,8 @@ def test_wrong_password_is_explained_next_to_the_form(
     form = page.locator("main form")
     assert alert.evaluate("(el, form) => el.nextElementSibling === form", form.element_handle())
     alert_box, form_box = alert.bounding_box(), form.bounding_box()
-    assert alert_box is not None and form_box is not None
+    assert alert_box is not None
+    assert form_box is not None
     assert 0 <= form_box["y"] - (alert_box["y"] + alert_box["height"]) <= 40
     assert alert_box["y"] + alert_box["height"] <= 844
 

@@ -37,7 +37,9 @@ def test_a_job_runs_once_and_is_marked_done(sessions: sessionmaker[Session]) -> 
         assert job.status == JobStatus.DONE and job.attempts == 1 and job.finished_at
 
 
-def test_a_job_enqueued_in_a_rolled_back_transaction_never_runs(sessions: sessionmaker[Session]) -> None:
+def test_a_job_enqueued_in_a_rolled_back_transaction_never_runs(
+    sessions: sessionmaker[Session],
+) -> None:
     ran, handlers = _recorder()
     with pytest.raises(RuntimeError), unit_of_work(sessions) as db:
         enqueue(db, "test.record", {"n": "ghost"})
@@ -51,9 +53,12 @@ def test_a_job_is_not_run_before_its_time(sessions: sessionmaker[Session]) -> No
     with unit_of_work(sessions) as db:
         enqueue(db, "test.record", {"n": "later"}, run_after=utcnow() + timedelta(hours=1))
     assert Worker(sessions, handlers=handlers).drain() == 0
+    assert ran == []
 
 
-def test_failures_retry_with_backoff_then_die_with_the_last_error(sessions: sessionmaker[Session]) -> None:
+def test_failures_retry_with_backoff_then_die_with_the_last_error(
+    sessions: sessionmaker[Session],
+) -> None:
     calls = Counter[str]()
 
     def flaky(db: Session, job: Job) -> None:
@@ -102,7 +107,9 @@ def test_unknown_kind_goes_dead_at_once(sessions: sessionmaker[Session]) -> None
         assert job.status == JobStatus.DEAD and "no handler" in (job.last_error or "")
 
 
-def test_a_job_whose_worker_died_is_taken_again_after_its_lease(sessions: sessionmaker[Session]) -> None:
+def test_a_job_whose_worker_died_is_taken_again_after_its_lease(
+    sessions: sessionmaker[Session],
+) -> None:
     ran, handlers = _recorder()
     with unit_of_work(sessions) as db:
         job_id = enqueue(db, "test.record", {"n": "x"}).id
@@ -111,7 +118,9 @@ def test_a_job_whose_worker_died_is_taken_again_after_its_lease(sessions: sessio
     alive = Worker(sessions, handlers=handlers, worker_id="alive")
     assert alive.drain() == 0  # the lease still holds
     with unit_of_work(sessions) as db:
-        db.execute(update(Job).where(Job.id == job_id).values(locked_until=utcnow() - timedelta(seconds=1)))
+        db.execute(
+            update(Job).where(Job.id == job_id).values(locked_until=utcnow() - timedelta(seconds=1))
+        )
     assert alive.drain() == 1
     assert ran == ["x"]
 
@@ -129,7 +138,9 @@ def test_a_tick_runs_once_per_interval_across_workers(sessions: sessionmaker[Ses
     assert runs == ["tick", "tick"]
 
 
-def test_a_failing_tick_records_its_error_and_others_still_run(sessions: sessionmaker[Session]) -> None:
+def test_a_failing_tick_records_its_error_and_others_still_run(
+    sessions: sessionmaker[Session],
+) -> None:
     def broken(db: Session) -> None:
         raise RuntimeError("tick broke")
 
@@ -137,7 +148,10 @@ def test_a_failing_tick_records_its_error_and_others_still_run(sessions: session
     worker = Worker(
         sessions,
         handlers={},
-        ticks=[Tick("test.broken", timedelta(minutes=1), broken), Tick("test.ok", timedelta(minutes=1), lambda db: ran.append("ok"))],
+        ticks=[
+            Tick("test.broken", timedelta(minutes=1), broken),
+            Tick("test.ok", timedelta(minutes=1), lambda db: ran.append("ok")),
+        ],
     )
     assert worker.run_due_ticks() == ["test.broken", "test.ok"]
     assert ran == ["ok"]
@@ -145,9 +159,14 @@ def test_a_failing_tick_records_its_error_and_others_still_run(sessions: session
         assert db.get_one(ScheduledTick, "test.broken").last_error == "RuntimeError: tick broke"
 
 
-@pytest.mark.skipif(os.environ.get("RATIFY_TEST_DB", "sqlite") != "postgresql", reason="several workers at once: PostgreSQL's SKIP LOCKED")
+@pytest.mark.skipif(
+    os.environ.get("RATIFY_TEST_DB", "sqlite") != "postgresql",
+    reason="several workers at once: PostgreSQL's SKIP LOCKED",
+)
 @pytest.mark.postgres_only
-def test_two_workers_on_postgresql_never_run_the_same_job(live_sessions: sessionmaker[Session]) -> None:
+def test_two_workers_on_postgresql_never_run_the_same_job(
+    live_sessions: sessionmaker[Session],
+) -> None:
     total = 300
     with unit_of_work(live_sessions) as db:
         for n in range(total):

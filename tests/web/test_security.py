@@ -41,7 +41,9 @@ def test_form_with_a_forged_csrf_token_is_refused(db: Session, client) -> None:
     assert _staff_count(db, org) == 1
 
 
-def test_csrf_token_from_another_browser_is_refused(db: Session, client, app, secret_ledger) -> None:
+def test_csrf_token_from_another_browser_is_refused(
+    db: Session, client, app, secret_ledger
+) -> None:
     from tests.conftest import make_client
 
     org, _ = _signed_in_admin(db, client)
@@ -56,7 +58,9 @@ def test_cross_site_request_is_refused_even_with_a_token(db: Session, client) ->
     org, _ = _signed_in_admin(db, client)
     token = csrf_from(client, f"/o/{org.slug}/staff")
     data = {"name": "Eve", "email": "eve@example.org", "role": "admin", "csrf_token": token}
-    response = client.post(f"/o/{org.slug}/staff", data=data, headers={"Sec-Fetch-Site": "cross-site"})
+    response = client.post(
+        f"/o/{org.slug}/staff", data=data, headers={"Sec-Fetch-Site": "cross-site"}
+    )
     assert response.status_code == 403
     assert _staff_count(db, org) == 1
 
@@ -64,7 +68,9 @@ def test_cross_site_request_is_refused_even_with_a_token(db: Session, client) ->
 def test_login_form_itself_needs_csrf(db: Session, client) -> None:
     org = make_org(db)
     user = make_user(db, org)
-    response = client.post("/login", data={"email": user.email, "password": "correct horse battery"})
+    response = client.post(
+        "/login", data={"email": user.email, "password": "correct horse battery"}
+    )
     assert response.status_code == 403
     assert "ratify_session" not in response.headers.get("set-cookie", "")
 

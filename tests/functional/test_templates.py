@@ -1,0 +1,28 @@
+from __future__ import annotations
+
+import pytest
+
+from ratify.settings import LANGUAGES
+from ratify.web.templating import TEMPLATES_DIR, Templates
+
+TEMPLATE_NAMES = sorted(str(p.relative_to(TEMPLATES_DIR)) for p in TEMPLATES_DIR.rglob("*.html"))
+
+
+@pytest.mark.parametrize("name", TEMPLATE_NAMES)
+def test_every_template_compiles_in_every_language(name: str) -> None:
+    templates = Templates()
+    for language in LANGUAGES:
+        templates.environment(language).get_template(name)
+
+
+def test_every_page_template_sets_language_and_viewport() -> None:
+    base = (TEMPLATES_DIR / "base.html").read_text(encoding="utf-8")
+    assert '<html lang="{{ lang }}">' in base
+    assert 'name="viewport" content="width=device-width, initial-scale=1"' in base
+    assert 'class="skip-link" href="#main"' in base and '<main id="main"' in base
+    for name in TEMPLATE_NAMES:
+        if name in {"base.html", "_macros.html"}:
+            continue
+        source = (TEMPLATES_DIR / name).read_text(encoding="utf-8")
+        assert source.startswith('{% extends "base.html" %}'), name
+        assert "<script" not in source and "style=" not in source, name
