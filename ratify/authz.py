@@ -21,7 +21,7 @@ class Role(StrEnum):
 
 ROLE_LABELS: Final[dict[Role, str]] = {
     Role.ADMIN: N_("Administrator"),
-    Role.STAFF: N_("Staff"),
+    Role.STAFF: N_("Staff member"),
     Role.COMMITTEE: N_("Election committee"),
     Role.OBSERVER: N_("Observer"),
 }

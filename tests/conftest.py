@@ -297,6 +297,13 @@ def live_server(live_settings: Settings, live_engine: Engine) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
+def base_url(live_server: str) -> str:
+    """Pages opened by pytest-playwright resolve relative addresses against the live server.
+    (Defining it here also replaces pytest-playwright's fallback, which pytest 9 deprecates.)"""
+    return live_server
+
+
+@pytest.fixture(scope="session")
 def browser_type_launch_args(browser_type_launch_args: dict[str, object]) -> dict[str, object]:
     return {
         **browser_type_launch_args,

@@ -185,7 +185,7 @@ def authenticate(
         >= settings.login_max_failures_per_address
     ):
         raise TooManyRequests(
-            N_("Too many failed attempts. Wait %(minutes)s minutes and try again."),
+            N_("Too many failed attempts. Try again in %(minutes)s min."),
             minutes=max(1, settings.login_throttle_window // 60),
         )
     user = get_user_by_email(db, email)

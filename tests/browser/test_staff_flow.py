@@ -17,16 +17,7 @@ from ratify.authz import Role
 from tests.conftest import SecretLedger
 from tests.factories import PASSWORD, add_role, make_org, make_user
 
-pytestmark = [
-    pytest.mark.browser,
-    # pytest-playwright 0.10 registers its fallback `base_url` fixture (used when
-    # pytest-base-url is absent) as a session fixture on a plugin instance, which pytest 9
-    # deprecates. Not ours to fix; everything else stays an error.
-    pytest.mark.filterwarnings(
-        "ignore:Session-scoped fixtures defined as instance methods are deprecated"
-        ":pytest.PytestRemovedIn10Warning"
-    ),
-]
+pytestmark = [pytest.mark.browser]
 
 NewContext = Callable[..., BrowserContext]  # pytest-playwright's `new_context` fixture
 
@@ -94,6 +85,7 @@ def record_cookies(page: Page, ledger: SecretLedger) -> None:
     """The session and CSRF cookies this browser holds must never appear in the logs."""
     for cookie in page.context.cookies():
         ledger.add(cookie["value"])
+    ledger.requests += 1  # the live server logged this browser's requests
 
 
 def heading(page: Page) -> Locator:
