@@ -30,7 +30,10 @@ def create_organization(
     slug = slug.strip().lower()
     if not SLUG_RE.match(slug):
         raise BadRequest(
-            N_("The short name may hold lowercase letters, digits and dashes (up to 63 characters).")
+            N_(
+                "The short name may hold lowercase letters, digits and dashes "
+                "(up to 63 characters)."
+            )
         )
     if not name.strip():
         raise BadRequest(N_("The organization needs a name."))
