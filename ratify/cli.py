@@ -5,6 +5,7 @@ Every command reads the same ``RATIFY_*`` settings as the app.
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -82,7 +83,7 @@ def serve(host: str, port: int, workers: int, with_worker: bool) -> None:
     configure_logging(settings)
     worker: subprocess.Popen[bytes] | None = None
     if with_worker:
-        worker = subprocess.Popen([sys.executable, "-m", "ratify", "worker"])
+        worker = subprocess.Popen([sys.executable, "-m", "ratify", "worker", "--exit-with-parent"])
     try:
         uvicorn.run(
             "ratify.cli:app_factory",
@@ -112,7 +113,8 @@ def app_factory() -> Any:
 
 @main.command()
 @click.option("--once", is_flag=True, help="Run what is due now, then exit.")
-def worker(once: bool) -> None:
+@click.option("--exit-with-parent", is_flag=True, hidden=True)
+def worker(once: bool, exit_with_parent: bool) -> None:
     """Run queued jobs and scheduled ticks. Start as many as you like, on any host."""
     from ratify.jobs import registry
     from ratify.jobs.worker import Worker
@@ -131,7 +133,21 @@ def worker(once: bool) -> None:
         stop = threading.Event()
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda *_: stop.set())
+        if exit_with_parent:
+            # Started by `serve --with-worker`: stop when the server is gone, however it ended.
+            _stop_when_orphaned(stop, settings.worker_poll_seconds)
         runner.run_forever(stop, settings.worker_poll_seconds)
+
+
+def _stop_when_orphaned(stop: threading.Event, interval: float) -> None:
+    parent = os.getppid()
+
+    def watch() -> None:
+        while not stop.wait(interval):
+            if os.getppid() != parent:
+                stop.set()
+
+    threading.Thread(target=watch, daemon=True, name="parent-watch").start()
 
 
 @main.command()

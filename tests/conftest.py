@@ -26,6 +26,7 @@ from pathlib import Path
 
 import pytest
 import uvicorn
+from hypothesis import settings as hypothesis_settings
 from sqlalchemy import Engine, create_engine, delete, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
@@ -329,3 +330,10 @@ def browser_context_args(browser_context_args: dict[str, object]) -> dict[str, o
         "is_mobile": True,
         "has_touch": True,
     }
+
+
+# -- property tests ------------------------------------------------------------------------------
+
+hypothesis_settings.register_profile("ci", max_examples=60, deadline=None)
+hypothesis_settings.register_profile("dev", max_examples=200, deadline=None)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
