@@ -59,7 +59,7 @@ drills: $(VENV)/.installed-test
 	@echo "No drills yet: long drills (thousands of voters, crashes, restarts) will live here."
 
 bench: $(VENV)/.installed-test
-	$(BIN)/python bench/run.py
+	$(BIN)/python bench/run.py --postgres "$(PG_URL)"
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache

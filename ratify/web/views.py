@@ -19,9 +19,11 @@ log = structlog.get_logger("ratify.health")
 def healthz(ctx: ViewContext) -> Response:
     """For load balancers: 200 when the database answers and is migrated, else 503."""
     try:
-        # A session of its own: a failure here must not poison the request's transaction.
-        with ctx.app.sessions() as probe:
-            probe.execute(text("SELECT version_num FROM alembic_version"))
+        # In a savepoint of the request's own transaction: a second connection would wait on
+        # SQLite for the write lock this request already holds, and a failed statement
+        # must not poison the transaction on PostgreSQL.
+        with ctx.db.begin_nested():
+            ctx.db.execute(text("SELECT version_num FROM alembic_version"))
     except SQLAlchemyError as exc:
         log.warning("healthz.database_unavailable", error=exc.__class__.__name__)
         return JSONResponse({"status": "unavailable", "database": "unreachable"}, status_code=503)

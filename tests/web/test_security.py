@@ -195,3 +195,38 @@ def test_healthz_reports_an_unusable_database(settings, secret_ledger, tmp_path)
         response = c.get("/healthz")
     assert response.status_code == 503
     assert response.json()["status"] == "unavailable"
+
+
+def test_healthz_answers_promptly_for_a_signed_in_browser(
+    live_sessions, live_engine, live_settings, secret_ledger
+) -> None:  # type: ignore[no-untyped-def]
+    """On real connections: a second connection opened inside the request would wait for
+    the SQLite write lock the request already holds."""
+    import time
+
+    from ratify.app import create_app
+    from ratify.db import make_sessionmaker
+    from tests.conftest import make_client
+
+    with live_sessions() as s, s.begin():
+        org = make_org(s)
+        user = make_user(s, org)
+        email = user.email
+    app = create_app(live_settings, sessions=make_sessionmaker(live_engine))
+    with make_client(app, secret_ledger, follow_redirects=False) as c:
+        assert login(c, email).status_code == 303
+        start = time.monotonic()
+        assert c.get("/healthz").status_code == 200
+        assert time.monotonic() - start < 5
+
+
+def test_healthz_reports_an_unreachable_postgresql(settings, secret_ledger) -> None:
+    from dataclasses import replace
+
+    from ratify.app import create_app
+    from tests.conftest import make_client
+
+    url = "postgresql+psycopg://nobody@127.0.0.1:1/none?connect_timeout=2"
+    with make_client(create_app(replace(settings, database_url=url)), secret_ledger) as c:
+        response = c.get("/healthz")
+    assert response.status_code == 503
