@@ -238,28 +238,13 @@ def create_admin(slug: str, email: str, name: str) -> None:
 def reset_password(email: str) -> None:
     """Print a one-time link where a staff user sets a new password."""
     from ratify.accounts import services as accounts
-    from ratify.accounts.models import PasswordTokenPurpose
-    from ratify.audit import services as audit
 
     settings = _settings()
     with _transaction(settings) as db:
         user = accounts.get_user_by_email(db, email)
         if user is None:
             raise click.ClickException(f"no staff user with the email {email}")
-        token = accounts.issue_password_token(
-            db, user, PasswordTokenPurpose.RESET, settings.password_token_max_age
-        )
-        for org in accounts.organizations_of(db, user):
-            audit.record(
-                db,
-                organization=org,
-                actor=None,
-                actor_label="cli",
-                action="staff.password_link_issued",
-                object_type="staff_user",
-                object_id=user.id,
-                data={"email": user.email, "purpose": "reset"},
-            )
+        token = accounts.issue_reset_link(db, user, settings.password_token_max_age)
     click.echo(f"One-time link for {email} (valid {settings.password_token_max_age // 3600} h):")
     click.echo(_link(settings, token))
 

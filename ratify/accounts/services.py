@@ -84,10 +84,21 @@ def create_user(db: Session, *, email: str, name: str) -> StaffUser:
 
 
 def set_password(db: Session, hasher: PasswordHasher, user: StaffUser, password: str) -> None:
-    """A new password ends every session the user had (their epoch moves on)."""
+    """A new password ends every session the user had (their epoch moves on) and voids every
+    one-time link still open for the account."""
     user.password_hash = hasher.hash(password)
     user.session_epoch += 1
+    void_open_tokens(db, user)
     db.flush()
+
+
+def void_open_tokens(db: Session, user: StaffUser) -> None:
+    db.execute(
+        update(PasswordToken)
+        .where(PasswordToken.user_id == user.id, PasswordToken.used_at.is_(None))
+        .values(used_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
 
 
 def end_all_sessions(db: Session, user: StaffUser) -> None:
@@ -102,7 +113,9 @@ def end_all_sessions(db: Session, user: StaffUser) -> None:
 def issue_password_token(
     db: Session, user: StaffUser, purpose: PasswordTokenPurpose, max_age: int
 ) -> str:
-    """A one-time link token. Returned once to be shown or printed; only its digest is kept."""
+    """A one-time link token. Returned once to be shown or printed; only its digest is kept.
+    Any earlier link of the account stops working: only the newest is live."""
+    void_open_tokens(db, user)
     token = new_token()
     now = utcnow()
     db.add(
@@ -369,13 +382,16 @@ def change_role(
 def remove_staff(
     db: Session, org: Organization, *, actor: StaffUser, staff_role: StaffRole
 ) -> None:
-    """Take the role away and end the person's sessions at once."""
+    """Take the role away. It stops working at once (roles are read on every request); a
+    person left with no role anywhere also has every session ended. Someone who keeps roles
+    elsewhere stays signed in there: one organization cannot sign people out of another."""
     if staff_role.role == Role.ADMIN and _admins_left(db, org, staff_role) == 0:
         raise Conflict(N_("An organization needs at least one administrator."))
     user = staff_role.user
     db.delete(staff_role)
     db.flush()
-    end_all_sessions(db, user)
+    if not organizations_of(db, user):
+        end_all_sessions(db, user)
     audit.record(
         db,
         organization=org,
@@ -390,10 +406,19 @@ def remove_staff(
 def issue_link_for_staff(
     db: Session, org: Organization, *, actor: StaffUser | None, user: StaffUser, max_age: int
 ) -> str:
-    """A new one-time link for someone of this organization (lost invitation, forgotten
-    password). Audited: whoever holds the link can take over the account."""
-    purpose = PasswordTokenPurpose.RESET if user.password_hash else PasswordTokenPurpose.SET
-    token = issue_password_token(db, user, purpose, max_age)
+    """A new set-password link for someone of this organization who has not chosen a password
+    yet (a lost invitation). Never for an account that has one: it may belong to other
+    organizations too, and whoever holds the link takes the account over. Forgotten passwords
+    are reset by the operator (`ratify reset-password`). Audited."""
+    if user.password_hash is not None:
+        raise Conflict(
+            N_(
+                "%(email)s has already set a password. If it is forgotten, the server's operator "
+                "can issue a reset link with `ratify reset-password`."
+            ),
+            email=user.email,
+        )
+    token = issue_password_token(db, user, PasswordTokenPurpose.SET, max_age)
     audit.record(
         db,
         organization=org,
@@ -401,9 +426,27 @@ def issue_link_for_staff(
         action="staff.password_link_issued",
         object_type="staff_user",
         object_id=user.id,
-        data={"email": user.email, "purpose": purpose.value},
+        data={"email": user.email, "purpose": PasswordTokenPurpose.SET.value},
         actor_label=None if actor else "cli",
     )
+    return token
+
+
+def issue_reset_link(db: Session, user: StaffUser, max_age: int) -> str:
+    """The operator's reset link (`ratify reset-password`), audited in every organization of
+    the account."""
+    token = issue_password_token(db, user, PasswordTokenPurpose.RESET, max_age)
+    for org in organizations_of(db, user):
+        audit.record(
+            db,
+            organization=org,
+            actor=None,
+            actor_label="cli",
+            action="staff.password_link_issued",
+            object_type="staff_user",
+            object_id=user.id,
+            data={"email": user.email, "purpose": PasswordTokenPurpose.RESET.value},
+        )
     return token
 
 

@@ -198,13 +198,16 @@ def staff_remove(ctx: ViewContext) -> Response:
 def staff_new_link(ctx: ViewContext) -> Response:
     assert ctx.org is not None and ctx.user is not None
     staff_role = accounts.get_staff_role(ctx.db, ctx.org, ctx.path_uuid("role_id"))
-    token = accounts.issue_link_for_staff(
-        ctx.db,
-        ctx.org,
-        actor=ctx.user,
-        user=staff_role.user,
-        max_age=ctx.app.settings.password_token_max_age,
-    )
+    try:
+        token = accounts.issue_link_for_staff(
+            ctx.db,
+            ctx.org,
+            actor=ctx.user,
+            user=staff_role.user,
+            max_age=ctx.app.settings.password_token_max_age,
+        )
+    except Conflict as exc:
+        return staff_list(ctx, exc.status_code, problem=ctx.gettext(exc.message, **exc.params))
     return staff_list(ctx, new_link=set_password_link(ctx, token), new_link_for=staff_role.user)
 
 

@@ -150,14 +150,71 @@ def test_the_last_admin_cannot_be_removed_or_demoted(db: Session, client) -> Non
 def test_new_link_for_staff_is_audited_and_shown_once(db: Session, client) -> None:
     org = make_org(db)
     admin = make_user(db, org)
-    staff = make_user(db, org, Role.STAFF)
+    staff = make_user(db, org, Role.STAFF, password=None)  # lost their invitation
     role_id = next(r.id for r in accounts.list_staff(db, org) if r.user_id == staff.id)
     login(client, admin.email)
     token = csrf_from(client, f"/o/{org.slug}/staff")
     response = client.post(f"/o/{org.slug}/staff/{role_id}/link", data={"csrf_token": token})
-    assert LINK.search(response.text)
+    link = LINK.search(response.text)
+    assert link
     assert not LINK.search(client.get(f"/o/{org.slug}/staff").text)
     actions = db.scalars(
         select(AuditEvent.action).where(AuditEvent.object_id == str(staff.id))
     ).all()
     assert "staff.password_link_issued" in actions
+    # Only the newest link works: the invitation sent earlier is void now.
+    live = db.scalars(
+        select(PasswordToken).where(
+            PasswordToken.user_id == staff.id, PasswordToken.used_at.is_(None)
+        )
+    ).all()
+    assert [t.token_digest for t in live] == [token_digest(link.group(1))]
+
+
+def test_an_admin_cannot_take_over_an_account_of_another_organization(db: Session, client) -> None:
+    """Adding someone's existing account gives them a role here, never their password."""
+    mine, theirs = make_org(db), make_org(db)
+    me = make_user(db, mine)
+    their_admin = make_user(db, theirs)
+    login(client, me.email)
+    response = _add(client, mine, name="x", email=their_admin.email, role="observer")
+    assert response.status_code == 200
+    assert not LINK.search(response.text)
+    role_id = next(r.id for r in accounts.list_staff(db, mine) if r.user_id == their_admin.id)
+    token = csrf_from(client, f"/o/{mine.slug}/staff")
+    response = client.post(f"/o/{mine.slug}/staff/{role_id}/link", data={"csrf_token": token})
+    assert response.status_code == 409
+    assert "has already set a password" in response.text
+    assert not LINK.search(response.text)
+    open_tokens = db.scalars(
+        select(PasswordToken).where(
+            PasswordToken.user_id == their_admin.id, PasswordToken.used_at.is_(None)
+        )
+    ).all()
+    assert open_tokens == []
+
+
+def test_removal_here_does_not_sign_someone_out_elsewhere(
+    db: Session, client, app, secret_ledger
+) -> None:
+    from tests.conftest import make_client
+
+    mine, theirs = make_org(db), make_org(db)
+    me = make_user(db, mine)
+    person = make_user(db, theirs)
+    login(client, me.email)
+    _add(client, mine, name="x", email=person.email, role="staff")
+    with make_client(app, secret_ledger, follow_redirects=False) as theirs_browser:
+        login(theirs_browser, person.email)
+        assert theirs_browser.get(f"/o/{mine.slug}/").status_code == 200
+        role_id = next(r.id for r in accounts.list_staff(db, mine) if r.user_id == person.id)
+        token = csrf_from(client, f"/o/{mine.slug}/staff")
+        assert (
+            client.post(
+                f"/o/{mine.slug}/staff/{role_id}/remove", data={"csrf_token": token}
+            ).status_code
+            == 303
+        )
+        # The role is gone at once; their own organization still works.
+        assert theirs_browser.get(f"/o/{mine.slug}/").status_code == 404
+        assert theirs_browser.get(f"/o/{theirs.slug}/").status_code == 200
