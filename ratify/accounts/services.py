@@ -192,6 +192,7 @@ def authenticate(
     the attempt is refused before the password is even checked."""
     keys = login_throttle_keys(settings, email, client_address)
     window = timedelta(seconds=settings.login_throttle_window)
+    throttle.serialize(db, keys.account_key, keys.address_key)
     if (
         throttle.count_hits(db, keys.account_key, window) >= settings.login_max_failures_per_account
         or throttle.count_hits(db, keys.address_key, window)

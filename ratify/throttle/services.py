@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, text
 from sqlalchemy.orm import Session
 
 from ratify.db import utcnow
@@ -15,6 +15,18 @@ from ratify.throttle.models import ThrottleHit
 def throttle_key(secret_key: str, scope: str, value: str) -> str:
     """Keys are keyed digests: the table never holds an email or a client address."""
     return keyed_digest(secret_key, "throttle", f"{scope}:{value}")[:64]
+
+
+def serialize(db: Session, *keys: str) -> None:
+    """Until this transaction ends, one check-then-count per key at a time, so parallel
+    attempts cannot all read the same count. PostgreSQL: transaction-scoped advisory locks,
+    taken in a fixed order. SQLite: every write transaction already holds the database's write
+    lock from its start (``BEGIN IMMEDIATE``)."""
+    if db.get_bind().dialect.name != "postgresql":
+        return
+    for key in sorted(set(keys)):
+        lock_id = int.from_bytes(bytes.fromhex(key[:16]), "big", signed=True)
+        db.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": lock_id})
 
 
 def count_hits(db: Session, key: str, window: timedelta, now: datetime | None = None) -> int:
