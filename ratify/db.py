@@ -69,13 +69,18 @@ def create_db_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> En
 
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(
-            url, echo=echo, connect_args={"check_same_thread": False, "timeout": 30}
+            url,
+            echo=echo,
+            hide_parameters=True,
+            connect_args={"check_same_thread": False, "timeout": 30},
         )
         _tune_sqlite(engine)
         return engine
     return create_engine(
         url,
         echo=echo,
+        # Error messages (and so logs) never quote values: emails, hashes, credentials.
+        hide_parameters=True,
         pool_size=pool_size,
         max_overflow=pool_size,
         pool_pre_ping=True,

@@ -208,13 +208,16 @@ def validate(settings: Settings) -> Settings:
             f"RATIFY_DEFAULT_LANGUAGE must be one of {', '.join(LANGUAGES)}, "
             f"not {settings.default_language!r}."
         )
+    proxies = []
     for proxy in settings.trusted_proxies:
         try:
-            ipaddress.ip_network(proxy, strict=False)
+            network = ipaddress.ip_network(proxy, strict=False)
         except ValueError:
             raise ConfigurationError(
                 f"RATIFY_TRUSTED_PROXIES holds {proxy!r}, which is not an IP address or network."
             ) from None
+        # Normalized ("10.0.0.1/8" -> "10.0.0.0/8"): uvicorn ignores what it cannot parse.
+        proxies.append(str(network.network_address) if network.num_addresses == 1 else str(network))
     if not settings.base_url.startswith(("http://", "https://")):
         raise ConfigurationError("RATIFY_BASE_URL must start with http:// or https://.")
     secret = settings.secret_key
@@ -229,7 +232,7 @@ def validate(settings: Settings) -> Settings:
     if len(secret) < 32:
         raise ConfigurationError("RATIFY_SECRET_KEY must be at least 32 characters long.")
     url = settings.database_url or f"sqlite:///{settings.var_dir / 'ratify.db'}"
-    return replace(settings, secret_key=secret, database_url=url)
+    return replace(settings, secret_key=secret, database_url=url, trusted_proxies=tuple(proxies))
 
 
 def documented_settings() -> list[tuple[str, str]]:

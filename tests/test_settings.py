@@ -86,3 +86,10 @@ def test_every_setting_is_documented_in_the_readme() -> None:
     assert len(names) == len(Settings.__dataclass_fields__)
     missing = [name for name in names if f"`{name}`" not in readme]
     assert missing == []
+
+
+def test_trusted_proxies_are_normalized_for_uvicorn(tmp_path: Path) -> None:
+    settings = load_settings(
+        {"RATIFY_VAR_DIR": str(tmp_path), "RATIFY_TRUSTED_PROXIES": "10.0.0.1/8, 192.0.2.7, ::1"}
+    )
+    assert settings.trusted_proxies == ("10.0.0.0/8", "192.0.2.7", "::1")

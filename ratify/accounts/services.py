@@ -73,6 +73,8 @@ def create_user(db: Session, *, email: str, name: str) -> StaffUser:
         errors["email"] = problem
     if not name.strip():
         errors["name"] = N_("Enter the person's name.")
+    elif len(name.strip()) > 200:
+        errors["name"] = N_("Use at most 200 characters.")
     if errors:
         raise FormInvalid(errors)
     if get_user_by_email(db, email):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ipaddress
+
 from starlette.responses import Response
 
 from ratify.accounts import forms
@@ -63,7 +65,19 @@ def client_address(ctx: ViewContext) -> str:
     # Already the real client when the request came through a trusted proxy
     # (uvicorn's ProxyHeadersMiddleware, configured from RATIFY_TRUSTED_PROXIES).
     client = ctx.request.client
-    return client.host if client else "unknown"
+    return throttle_address(client.host if client else "unknown")
+
+
+def throttle_address(host: str) -> str:
+    """What a client is counted by: its IPv4 address, or its IPv6 /64 (one household or
+    server gets a whole /64, and could rotate through it)."""
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return host
+    if address.version == 6:
+        return str(ipaddress.ip_network(f"{address}/64", strict=False))
+    return str(address)
 
 
 def set_password_form(ctx: ViewContext) -> Response:

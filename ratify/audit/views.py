@@ -18,6 +18,8 @@ def audit_log(ctx: ViewContext) -> Response:
         before = int(ctx.request.query_params.get("before", ""))
     except ValueError:
         before = None
+    if before is not None and not 1 <= before <= 2**31:
+        before = None  # not a position in any chain
     events = audit.list_events(
         ctx.db,
         ctx.org,

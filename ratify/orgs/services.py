@@ -14,6 +14,7 @@ from ratify.errors import N_, BadRequest, Conflict, NotFound
 from ratify.orgs.models import Organization, OrgKind
 from ratify.settings import LANGUAGES
 
+NAME_MAX = 200
 SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 
 
@@ -37,6 +38,8 @@ def create_organization(
         )
     if not name.strip():
         raise BadRequest(N_("The organization needs a name."))
+    if len(name.strip()) > NAME_MAX:
+        raise BadRequest(N_("Use at most 200 characters."))
     if db.execute(select(Organization.id).where(Organization.slug == slug)).first():
         raise Conflict(
             N_("An organization with the short name %(slug)s already exists."), slug=slug
@@ -64,6 +67,8 @@ def create_organization(
 
 
 def get_by_slug(db: Session, slug: str) -> Organization:
+    if not SLUG_RE.match(slug):
+        raise NotFound()  # not even asked: it could not be a slug
     org = db.execute(select(Organization).where(Organization.slug == slug)).scalar_one_or_none()
     if org is None:
         raise NotFound()
@@ -84,6 +89,8 @@ def update_settings(
     errors = {}
     if not name:
         errors["name"] = N_("The organization needs a name.")
+    elif len(name) > NAME_MAX:
+        errors["name"] = N_("Use at most 200 characters.")
     if default_language not in LANGUAGES:
         errors["default_language"] = N_("Choose one of the offered languages.")
     if timezone not in available_timezones():

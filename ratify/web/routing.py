@@ -8,6 +8,7 @@ calls the view. Commit happens when the view returns; any exception rolls everyt
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import AsyncGenerator, Callable, Sequence
 from dataclasses import dataclass, field
@@ -20,7 +21,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData, UploadFile
 from starlette.exceptions import HTTPException
 from starlette.formparsers import FormParser, MultiPartException, MultiPartParser
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
@@ -85,7 +86,7 @@ class ViewContext:
 
     # -- input -------------------------------------------------------------------------
     def field(self, name: str, default: str = "") -> str:
-        """A text field of the submitted form, stripped of surrounding control characters."""
+        """A text field of the submitted form (control characters were refused on reading)."""
         if self.form is None:
             return default
         value = self.form.get(name, default)
@@ -177,11 +178,14 @@ class RatifyRoute(Route):
         state: AppState = request.app.state.ratify
         form: FormData | None = None
         if request.method not in SAFE_METHODS:
-            form = await read_form(
-                request,
-                max_bytes=self.max_body or state.settings.max_body_bytes,
-                max_fields=state.settings.max_form_fields,
-            )
+            try:
+                form = await read_form(
+                    request,
+                    max_bytes=self.max_body or state.settings.max_body_bytes,
+                    max_fields=state.settings.max_form_fields,
+                )
+            except ClientDisconnect:
+                return Response(status_code=400)  # nobody is listening any more
             check_csrf(request, form, state.settings)
         try:
             return await run_in_threadpool(self._run, request, state, form)
@@ -319,22 +323,32 @@ async def read_form(request: Request, *, max_bytes: int, max_fields: int) -> For
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     try:
         if content_type == "multipart/form-data":
-            return await MultiPartParser(
+            form = await MultiPartParser(
                 request.headers,
                 limited(),
                 max_files=10,
                 max_fields=max_fields,
                 max_part_size=max_bytes,
             ).parse()
-        if content_type in ("application/x-www-form-urlencoded", ""):
-            return await FormParser(request.headers, limited(), max_fields=max_fields).parse()
+        elif content_type in ("application/x-www-form-urlencoded", ""):
+            form = await FormParser(request.headers, limited(), max_fields=max_fields).parse()
+        else:
+            raise BadRequest(N_("Send this form from the page that shows it."))
     except MultiPartException as exc:
         if "Too many" in exc.message or "exceeded maximum size" in exc.message:
             raise PayloadTooLarge(
                 N_("The form has too many fields or a field is too large.")
             ) from None
         raise BadRequest(N_("The form could not be read.")) from None
-    raise BadRequest(N_("Send this form from the page that shows it."))
+    for name, value in form.multi_items():
+        if _CONTROL.search(name) or (isinstance(value, str) and _CONTROL.search(value)):
+            await form.close()
+            raise BadRequest(N_("The form holds characters that cannot be stored. Retype it."))
+    return form
+
+
+# NUL and the other C0 controls (tab, newline and carriage return are fine in text).
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 def check_csrf(request: Request, form: FormData, settings: Settings) -> None:
