@@ -56,6 +56,14 @@ class Worker:
         self.lease = lease
 
     def claim(self) -> uuid.UUID | None:
+        while True:
+            claimed, job_id = self._claim_one()
+            if claimed or job_id is None:
+                return job_id
+
+    def _claim_one(self) -> tuple[bool, uuid.UUID | None]:
+        """(True, id) for a claimed job; (False, id) for an abandoned job that had used up
+        its attempts and was marked dead instead; (False, None) when nothing is ready."""
         now = utcnow()
         with unit_of_work(self.sessions) as db:
             stmt = (
@@ -72,12 +80,19 @@ class Worker:
             )
             job = db.scalars(stmt).first()
             if job is None:
-                return None
+                return False, None
+            if job.status == JobStatus.RUNNING and job.attempts >= job.max_attempts:
+                # Its worker died on every attempt (a job that kills its process, say).
+                job.status = JobStatus.DEAD
+                job.finished_at = now
+                job.last_error = "the worker running it stopped before it finished"
+                log.warning("job.abandoned", job_id=str(job.id), kind=job.kind)
+                return False, job.id
             job.status = JobStatus.RUNNING
             job.locked_by = self.worker_id
             job.locked_until = now + self.lease
             job.attempts += 1
-            return job.id
+            return True, job.id
 
     def run_once(self) -> bool:
         """Claim and run one job. False when nothing was ready."""
@@ -87,8 +102,11 @@ class Worker:
         try:
             # The handler's writes and the job's completion commit together, or not at all.
             with unit_of_work(self.sessions) as db:
-                job = db.get_one(Job, job_id)
-                if job.locked_by != self.worker_id:
+                # Row-locked while the handler runs: on PostgreSQL other workers' SKIP LOCKED
+                # claims pass it by even after the lease runs out; if this process dies, its
+                # connection and the lock go with it, and the lease decides.
+                job = db.get_one(Job, job_id, with_for_update=True)
+                if job.locked_by != self.worker_id or job.status != JobStatus.RUNNING:
                     return True  # our lease ran out and another worker took it
                 handler = self.handlers.get(job.kind)
                 if handler is None:
@@ -105,7 +123,9 @@ class Worker:
     def _failed(self, job_id: uuid.UUID, exc: Exception) -> None:
         error = "".join(traceback.format_exception_only(exc)).strip()[:2000]
         with unit_of_work(self.sessions) as db:
-            job = db.get_one(Job, job_id)
+            job = db.get_one(Job, job_id, with_for_update=True)
+            if job.locked_by != self.worker_id:
+                return  # another worker owns it now
             job.last_error = error
             job.locked_until = None
             if isinstance(exc, _NoHandler) or job.attempts >= job.max_attempts:

@@ -199,3 +199,58 @@ def test_two_workers_on_postgresql_never_run_the_same_job(
     with unit_of_work(live_sessions) as db:
         statuses = Counter(db.scalars(select(Job.status)).all())
     assert statuses == {JobStatus.DONE: total}
+
+
+def test_a_job_abandoned_on_every_attempt_goes_dead(sessions: sessionmaker[Session]) -> None:
+    with unit_of_work(sessions) as db:
+        job_id = enqueue(db, "test.record", {"n": "x"}, max_attempts=2).id
+    for name in ("first", "second"):  # each claims, then "dies"
+        assert Worker(sessions, handlers={}, worker_id=name).claim() == job_id
+        with unit_of_work(sessions) as db:
+            db.execute(
+                update(Job)
+                .where(Job.id == job_id)
+                .values(locked_until=utcnow() - timedelta(seconds=1))
+            )
+    ran, handlers = _recorder()
+    assert Worker(sessions, handlers=handlers).drain() == 0
+    assert ran == []
+    with unit_of_work(sessions) as db:
+        job = db.get_one(Job, job_id)
+        assert job.status == JobStatus.DEAD
+        assert job.last_error == "the worker running it stopped before it finished"
+
+
+@pytest.mark.skipif(
+    os.environ.get("RATIFY_TEST_DB", "sqlite") != "postgresql",
+    reason="several workers at once: PostgreSQL's row locks",
+)
+@pytest.mark.postgres_only
+def test_a_job_outliving_its_lease_is_not_run_twice(live_sessions: sessionmaker[Session]) -> None:
+    import time
+
+    with unit_of_work(live_sessions) as db:
+        enqueue(db, "test.slow")
+    runs: list[str] = []
+
+    def slow_for(name: str):  # type: ignore[no-untyped-def]
+        def slow(db: Session, job: Job) -> None:
+            runs.append(name)
+            time.sleep(1.0)
+
+        return slow
+
+    first = Worker(
+        live_sessions, handlers={"test.slow": slow_for("first")}, lease=timedelta(seconds=0.2)
+    )
+    second = Worker(
+        live_sessions, handlers={"test.slow": slow_for("second")}, lease=timedelta(seconds=0.2)
+    )
+    thread = threading.Thread(target=first.run_once)
+    thread.start()
+    time.sleep(0.5)  # the first worker's lease has run out, but it is still working
+    assert second.run_once() is False
+    thread.join(timeout=10)
+    assert runs == ["first"]
+    with unit_of_work(live_sessions) as db:
+        assert db.scalars(select(Job.status)).one() == JobStatus.DONE
