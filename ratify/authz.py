@@ -57,6 +57,8 @@ class Permission(StrEnum):
     CERTIFIED_RESULTS_READ = "votes.certified_results"
 
 
+# Turnout (never results) is also open to staff and committee: DESIGN.md §1 has both "watch
+# turnout". The committee reads certified results as it reads them after the close.
 _STAFF: Final = frozenset(
     {
         Permission.ORG_VIEW,

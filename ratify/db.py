@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import DateTime, Dialect, Engine, MetaData, create_engine, event
+from sqlalchemy import DateTime, Dialect, Engine, MetaData, create_engine, event, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
@@ -116,6 +116,11 @@ def unit_of_work(factory: sessionmaker[Session]) -> Iterator[Session]:
     """One transaction: commit when the block ends normally, roll back on any exception."""
     with factory() as session, session.begin():
         yield session
+
+
+def check_schema(session: Session) -> None:
+    """Raise unless the database answers and has been migrated (for health checks)."""
+    session.execute(text("SELECT version_num FROM alembic_version"))
 
 
 def insert_ignoring_conflicts(session: Session, table: Any, **values: Any) -> None:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from alembic.config import Config
-from sqlalchemy import Connection
+from sqlalchemy import Connection, text
 
 from alembic import command
 from ratify.settings import PROJECT_ROOT
+
+MIGRATE_LOCK = 0x7261_7469_6679  # "ratify": any fixed number, the same in every process
 
 
 def alembic_config(database_url: str | None = None, connection: Connection | None = None) -> Config:
@@ -25,6 +27,9 @@ def upgrade(database_url: str, revision: str = "head") -> None:
     engine = create_db_engine(database_url, pool_size=1)
     try:
         with engine.begin() as connection:
+            if connection.dialect.name == "postgresql":
+                # Every app container may run `ratify migrate` at start: one at a time.
+                connection.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": MIGRATE_LOCK})
             command.upgrade(alembic_config(connection=connection), revision)
     finally:
         engine.dispose()

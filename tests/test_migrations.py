@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import os
+import threading
 from pathlib import Path
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, inspect
+from sqlalchemy import Engine, create_engine, inspect, text
+from sqlalchemy.engine import make_url
 
 from alembic import command
-from ratify.migrations import alembic_config
+from ratify.migrations import alembic_config, upgrade
 from ratify.models import Base
 
 
@@ -52,3 +56,43 @@ def test_downgrade_and_upgrade_again(live_engine: Engine, live_sessions) -> None
     with live_engine.connect() as conn:
         context = MigrationContext.configure(conn, opts={"compare_type": True})
         assert compare_metadata(context, Base.metadata) == []
+
+
+@pytest.mark.skipif(
+    os.environ.get("RATIFY_TEST_DB", "sqlite") != "postgresql", reason="PostgreSQL advisory lock"
+)
+@pytest.mark.postgres_only
+def test_app_containers_can_all_run_migrate_at_start(database_urls: dict[str, str]) -> None:
+    """Several `ratify migrate` at once on an empty database: one migrates, the rest wait."""
+    base = make_url(database_urls["live"])
+    name = f"{base.database}_race"
+    admin = create_engine(base.render_as_string(hide_password=False), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = base.set(database=name).render_as_string(hide_password=False)
+    errors: list[BaseException] = []
+
+    def migrate() -> None:
+        try:
+            upgrade(url)
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=migrate) for _ in range(3)]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=60)
+        assert errors == []
+        engine = create_engine(url)
+        with engine.connect() as conn:
+            context = MigrationContext.configure(conn)
+            head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+            assert context.get_current_revision() == head
+        engine.dispose()
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from argon2 import PasswordHasher
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session, joinedload
 
 from ratify.accounts.models import PasswordToken, PasswordTokenPurpose, StaffRole, StaffUser
@@ -142,6 +142,16 @@ def find_password_token(db: Session, token: str) -> PasswordToken:
             N_("This link has been used or has expired. Ask an administrator for a new one.")
         )
     return found
+
+
+def account_for_token(db: Session, token: str) -> tuple[PasswordToken, StaffUser]:
+    found = find_password_token(db, token)
+    return found, db.get_one(StaffUser, found.user_id)
+
+
+def purge_old_tokens(db: Session, older_than: timedelta) -> None:
+    """Worker tick: drop links that expired long ago."""
+    db.execute(delete(PasswordToken).where(PasswordToken.expires_at < utcnow() - older_than))
 
 
 def use_password_token(

@@ -8,7 +8,6 @@ from starlette.responses import Response
 
 from ratify.accounts import forms
 from ratify.accounts import services as accounts
-from ratify.accounts.models import StaffUser
 from ratify.authz import PUBLIC, SIGNED_IN, Permission, Role
 from ratify.errors import Conflict, RatifyError, TooManyRequests
 from ratify.web.routing import ViewContext, page, safe_next
@@ -83,8 +82,7 @@ def throttle_address(host: str) -> str:
 def set_password_form(ctx: ViewContext) -> Response:
     # Opening the link changes nothing (mail scanners prefetch links).
     token = ctx.request.path_params["token"]
-    found = accounts.find_password_token(ctx.db, token)
-    user = ctx.db.get_one(StaffUser, found.user_id)
+    found, user = accounts.account_for_token(ctx.db, token)
     return ctx.render("accounts/set_password.html", account=user, purpose=found.purpose.value)
 
 
@@ -95,8 +93,7 @@ def set_password(ctx: ViewContext) -> Response:
             ctx.db, ctx.app.hasher, token, ctx.field("password"), ctx.field("confirm")
         )
     except accounts.FormInvalid as exc:
-        found = accounts.find_password_token(ctx.db, token)
-        user = ctx.db.get_one(StaffUser, found.user_id)
+        found, user = accounts.account_for_token(ctx.db, token)
         return ctx.render(
             "accounts/set_password.html",
             status_code=400,

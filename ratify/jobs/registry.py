@@ -7,11 +7,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
-from ratify.accounts.models import PasswordToken
-from ratify.db import utcnow
+from ratify.accounts import services as accounts
 from ratify.jobs.worker import Handler, Tick
 from ratify.settings import Settings
 from ratify.throttle import services as throttle
@@ -28,8 +26,7 @@ def ticks(settings: Settings) -> list[Tick]:
         throttle.purge_expired(db, older_than=window * 2)
 
     def purge_password_tokens(db: Session) -> None:
-        cutoff = utcnow() - timedelta(days=30)
-        db.execute(delete(PasswordToken).where(PasswordToken.expires_at < cutoff))
+        accounts.purge_old_tokens(db, older_than=timedelta(days=30))
 
     return [
         Tick("throttle.purge", timedelta(minutes=10), purge_throttle),

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import structlog
-from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.responses import JSONResponse, Response
 
 from ratify.accounts import services as accounts
 from ratify.authz import PUBLIC
+from ratify.db import check_schema
 from ratify.settings import LANGUAGES
 from ratify.web.i18n import LANGUAGE_COOKIE
 from ratify.web.routing import Cookie, ViewContext, page, safe_next
@@ -23,7 +23,7 @@ def healthz(ctx: ViewContext) -> Response:
         # SQLite for the write lock this request already holds, and a failed statement
         # must not poison the transaction on PostgreSQL.
         with ctx.db.begin_nested():
-            ctx.db.execute(text("SELECT version_num FROM alembic_version"))
+            check_schema(ctx.db)
     except SQLAlchemyError as exc:
         log.warning("healthz.database_unavailable", error=exc.__class__.__name__)
         return JSONResponse({"status": "unavailable", "database": "unreachable"}, status_code=503)
