@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from alembic import context
+
 from ratify.db import create_db_engine
 from ratify.models import Base
 

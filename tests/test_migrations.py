@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import os
-import threading
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, inspect, text
 from sqlalchemy.engine import make_url
 
-from alembic import command
-from ratify.migrations import alembic_config, upgrade
+from ratify.migrations import MIGRATE_LOCK, alembic_config
 from ratify.models import Base
 
 
@@ -62,8 +63,9 @@ def test_downgrade_and_upgrade_again(live_engine: Engine, live_sessions) -> None
     os.environ.get("RATIFY_TEST_DB", "sqlite") != "postgresql", reason="PostgreSQL advisory lock"
 )
 @pytest.mark.postgres_only
-def test_app_containers_can_all_run_migrate_at_start(database_urls: dict[str, str]) -> None:
-    """Several `ratify migrate` at once on an empty database: one migrates, the rest wait."""
+def test_migrate_waits_while_another_migrate_runs(database_urls: dict[str, str]) -> None:
+    """Every app container may run `ratify migrate` at start: one at a time. While a migration
+    holds the lock, another (a separate process, as another container) waits, then finishes."""
     base = make_url(database_urls["live"])
     name = f"{base.database}_race"
     admin = create_engine(base.render_as_string(hide_password=False), isolation_level="AUTOCOMMIT")
@@ -71,28 +73,22 @@ def test_app_containers_can_all_run_migrate_at_start(database_urls: dict[str, st
         conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         conn.execute(text(f'CREATE DATABASE "{name}"'))
     url = base.set(database=name).render_as_string(hide_password=False)
-    errors: list[BaseException] = []
-
-    def migrate() -> None:
-        try:
-            upgrade(url)
-        except BaseException as exc:  # pragma: no cover - reported below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=migrate) for _ in range(3)]
+    engine = create_engine(url)
+    script = "import sys; from ratify.migrations import upgrade; upgrade(sys.argv[1])"
     try:
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(timeout=60)
-        assert errors == []
-        engine = create_engine(url)
+        with engine.connect() as holder:
+            holder.execute(text("SELECT pg_advisory_lock(:id)"), {"id": MIGRATE_LOCK})
+            run = subprocess.Popen([sys.executable, "-c", script, url])
+            with pytest.raises(subprocess.TimeoutExpired):
+                run.wait(timeout=4)  # waiting for the lock, not migrating
+            holder.execute(text("SELECT pg_advisory_unlock(:id)"), {"id": MIGRATE_LOCK})
+            holder.commit()
+        assert run.wait(timeout=60) == 0
         with engine.connect() as conn:
-            context = MigrationContext.configure(conn)
             head = ScriptDirectory.from_config(alembic_config()).get_current_head()
-            assert context.get_current_revision() == head
-        engine.dispose()
+            assert MigrationContext.configure(conn).get_current_revision() == head
     finally:
+        engine.dispose()
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()

@@ -8,7 +8,6 @@ Create Date: 2026-11-24 14:09:26.903624
 from collections.abc import Sequence
 
 import sqlalchemy as sa
-
 from alembic import op
 
 revision: str = "0001foundation"
