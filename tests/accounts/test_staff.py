@@ -218,3 +218,41 @@ def test_removal_here_does_not_sign_someone_out_elsewhere(
         # The role is gone at once; their own organization still works.
         assert theirs_browser.get(f"/o/{mine.slug}/").status_code == 404
         assert theirs_browser.get(f"/o/{theirs.slug}/").status_code == 200
+
+
+def test_one_link_used_twice_at_once_sets_one_password(live_sessions) -> None:  # type: ignore[no-untyped-def]
+    import threading
+
+    from ratify.db import unit_of_work
+    from ratify.errors import NotFound
+    from tests.factories import FAST_HASHER
+
+    with unit_of_work(live_sessions) as db:
+        org = make_org(db)
+        user = make_user(db, org, password=None)
+        token = accounts.issue_link_for_staff(db, org, actor=None, user=user, max_age=600)
+    start = threading.Barrier(4)
+    outcomes: list[str] = []
+
+    def use(n: int) -> None:
+        start.wait()
+        password = f"password number {n}"
+        try:
+            with unit_of_work(live_sessions) as db:
+                accounts.use_password_token(db, FAST_HASHER, token, password, password)
+            outcomes.append(password)
+        except NotFound:
+            outcomes.append("refused")
+
+    threads = [threading.Thread(target=use, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    winners = [o for o in outcomes if o != "refused"]
+    assert len(outcomes) == 4 and len(winners) == 1
+    from ratify.security import verify_password
+
+    with unit_of_work(live_sessions) as db:
+        stored = accounts.get_user_by_email(db, user.email)
+        assert stored is not None and verify_password(FAST_HASHER, stored.password_hash, winners[0])

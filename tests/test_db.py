@@ -1,0 +1,73 @@
+from __future__ import annotations
+
+import os
+import threading
+
+import pytest
+from sqlalchemy import Engine, text
+from sqlalchemy.orm import Session, sessionmaker
+
+from ratify.audit import services as audit
+from ratify.db import unit_of_work, utcnow
+from tests.factories import make_org
+
+SQLITE = os.environ.get("RATIFY_TEST_DB", "sqlite") == "sqlite"
+
+
+@pytest.mark.skipif(not SQLITE, reason="SQLite connection settings")
+def test_sqlite_runs_with_wal_foreign_keys_and_a_busy_timeout(live_engine: Engine) -> None:
+    with live_engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 30000
+
+
+def test_foreign_keys_are_enforced(db: Session) -> None:
+    from sqlalchemy.exc import IntegrityError
+
+    with pytest.raises(IntegrityError), db.begin_nested():
+        db.execute(
+            text(
+                "INSERT INTO staff_roles (id, user_id, organization_id, role, created_at) "
+                "VALUES (:id, :u, :o, 'admin', :at)"
+            ),
+            {"id": "0" * 32, "u": "1" * 32, "o": "2" * 32, "at": utcnow()},
+        )
+
+
+def test_timestamps_come_back_timezone_aware(db: Session) -> None:
+    org = make_org(db)
+    db.expire(org)
+    assert org.created_at.tzinfo is not None and org.created_at.utcoffset().total_seconds() == 0  # type: ignore[union-attr]
+
+
+def test_concurrent_appends_keep_one_unbroken_chain(live_sessions: sessionmaker[Session]) -> None:
+    with unit_of_work(live_sessions) as db:
+        org = make_org(db)
+    start = threading.Barrier(6)
+    errors: list[BaseException] = []
+
+    def append(n: int) -> None:
+        start.wait()
+        try:
+            for i in range(10):
+                with unit_of_work(live_sessions) as db:
+                    audit.record(
+                        db,
+                        organization=org,
+                        actor=None,
+                        action="test.parallel",
+                        data={"n": n, "i": i},
+                    )
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=append, args=(n,)) for n in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert errors == []
+    with unit_of_work(live_sessions) as db:
+        check = audit.verify_chain(db, org.id)
+    assert check.ok and check.events == 61
