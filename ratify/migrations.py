@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, text
 
-from alembic import command
 from ratify.settings import PROJECT_ROOT
 
 MIGRATE_LOCK = 0x7261_7469_6679  # "ratify": any fixed number, the same in every process
