@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import re
+import threading
+from collections.abc import Callable
+from typing import TypeVar
 
 from starlette.testclient import TestClient
 
 from tests.factories import PASSWORD
 
+T = TypeVar("T")
 _CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
@@ -26,3 +30,27 @@ def post_form(client: TestClient, path: str, data: dict[str, str], *, form_page:
 
 def login(client: TestClient, email: str, password: str = PASSWORD):  # type: ignore[no-untyped-def]
     return post_form(client, "/login", {"email": email, "password": password})
+
+
+def run_together(
+    task: Callable[[int], T], count: int, timeout: float = 60
+) -> list[T | BaseException]:
+    """Run ``task(0) … task(count-1)`` in threads released at the same instant; each result,
+    or the exception it raised, in thread order."""
+    start = threading.Barrier(count)
+    results: list[T | BaseException | None] = [None] * count
+
+    def run(n: int) -> None:
+        start.wait()
+        try:
+            results[n] = task(n)
+        except BaseException as exc:
+            results[n] = exc
+
+    threads = [threading.Thread(target=run, args=(n,)) for n in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=timeout)
+    assert not any(thread.is_alive() for thread in threads), "a thread did not finish"
+    return results  # type: ignore[return-value]

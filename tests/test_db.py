@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import os
-import threading
 
 import pytest
 from sqlalchemy import Engine, text
@@ -10,6 +9,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from ratify.audit import services as audit
 from ratify.db import unit_of_work, utcnow
 from tests.factories import make_org
+from tests.helpers import run_together
 
 SQLITE = os.environ.get("RATIFY_TEST_DB", "sqlite") == "sqlite"
 
@@ -44,30 +44,15 @@ def test_timestamps_come_back_timezone_aware(db: Session) -> None:
 def test_concurrent_appends_keep_one_unbroken_chain(live_sessions: sessionmaker[Session]) -> None:
     with unit_of_work(live_sessions) as db:
         org = make_org(db)
-    start = threading.Barrier(6)
-    errors: list[BaseException] = []
 
     def append(n: int) -> None:
-        start.wait()
-        try:
-            for i in range(10):
-                with unit_of_work(live_sessions) as db:
-                    audit.record(
-                        db,
-                        organization=org,
-                        actor=None,
-                        action="test.parallel",
-                        data={"n": n, "i": i},
-                    )
-        except BaseException as exc:  # pragma: no cover - reported below
-            errors.append(exc)
+        for i in range(10):
+            with unit_of_work(live_sessions) as db:
+                audit.record(
+                    db, organization=org, actor=None, action="test.parallel", data={"n": n, "i": i}
+                )
 
-    threads = [threading.Thread(target=append, args=(n,)) for n in range(6)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=60)
-    assert errors == []
+    assert run_together(append, 6) == [None] * 6
     with unit_of_work(live_sessions) as db:
         check = audit.verify_chain(db, org.id)
     assert check.ok and check.events == 61

@@ -169,7 +169,6 @@ def test_password_is_rehashed_when_parameters_change(db: Session, client, settin
 
 def test_parallel_guesses_cannot_outrun_the_throttle(live_sessions, base_settings) -> None:  # type: ignore[no-untyped-def]
     """Twelve wrong passwords at once for one account: exactly the limit get checked."""
-    import threading
     from dataclasses import replace
 
     from argon2 import PasswordHasher
@@ -177,41 +176,30 @@ def test_parallel_guesses_cannot_outrun_the_throttle(live_sessions, base_setting
     from ratify.accounts import services as accounts
     from ratify.db import unit_of_work
     from ratify.errors import TooManyRequests
+    from tests.helpers import run_together
 
     settings = replace(base_settings, login_max_failures_per_account=5)
     hasher = PasswordHasher(time_cost=1, memory_cost=4096, parallelism=1)  # a few ms each
     with unit_of_work(live_sessions) as db:
         org = make_org(db)
         email = make_user(db, org).email
-    outcomes: list[str] = []
-    lock = threading.Lock()
-    start = threading.Barrier(12)
 
-    def guess(n: int) -> None:
-        start.wait()
-        try:
-            with unit_of_work(live_sessions) as db:
-                try:
-                    accounts.authenticate(
-                        db,
-                        settings,
-                        hasher,
-                        email=email,
-                        password="wrong!",
-                        client_address=f"198.51.100.{n}",
-                    )
-                except accounts.InvalidCredentials:
-                    outcome = "checked"
-                except TooManyRequests:
-                    outcome = "throttled"
-        except Exception as exc:  # pragma: no cover - shows up in the assertion
-            outcome = repr(exc)
-        with lock:
-            outcomes.append(outcome)
+    def guess(n: int) -> str:
+        with unit_of_work(live_sessions) as db:
+            try:
+                accounts.authenticate(
+                    db,
+                    settings,
+                    hasher,
+                    email=email,
+                    password="wrong!",
+                    client_address=f"198.51.100.{n}",
+                )
+            except accounts.InvalidCredentials:
+                return "checked"  # the failure is counted: the transaction commits
+            except TooManyRequests:
+                return "throttled"
+        return "signed in"
 
-    threads = [threading.Thread(target=guess, args=(n,)) for n in range(12)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=60)
-    assert sorted(outcomes) == ["checked"] * 5 + ["throttled"] * 7
+    outcomes = run_together(guess, 12)
+    assert sorted(map(str, outcomes)) == ["checked"] * 5 + ["throttled"] * 7

@@ -221,38 +221,27 @@ def test_removal_here_does_not_sign_someone_out_elsewhere(
 
 
 def test_one_link_used_twice_at_once_sets_one_password(live_sessions) -> None:  # type: ignore[no-untyped-def]
-    import threading
-
     from ratify.db import unit_of_work
     from ratify.errors import NotFound
+    from ratify.security import verify_password
     from tests.factories import FAST_HASHER
+    from tests.helpers import run_together
 
     with unit_of_work(live_sessions) as db:
         org = make_org(db)
         user = make_user(db, org, password=None)
         token = accounts.issue_link_for_staff(db, org, actor=None, user=user, max_age=600)
-    start = threading.Barrier(4)
-    outcomes: list[str] = []
 
-    def use(n: int) -> None:
-        start.wait()
+    def use(n: int) -> str:
         password = f"password number {n}"
-        try:
-            with unit_of_work(live_sessions) as db:
-                accounts.use_password_token(db, FAST_HASHER, token, password, password)
-            outcomes.append(password)
-        except NotFound:
-            outcomes.append("refused")
+        with unit_of_work(live_sessions) as db:
+            accounts.use_password_token(db, FAST_HASHER, token, password, password)
+        return password
 
-    threads = [threading.Thread(target=use, args=(n,)) for n in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=60)
-    winners = [o for o in outcomes if o != "refused"]
-    assert len(outcomes) == 4 and len(winners) == 1
-    from ratify.security import verify_password
-
+    outcomes = run_together(use, 4)
+    winners = [o for o in outcomes if isinstance(o, str)]
+    assert len(winners) == 1
+    assert all(isinstance(o, NotFound) for o in outcomes if o not in winners)
     with unit_of_work(live_sessions) as db:
         stored = accounts.get_user_by_email(db, user.email)
         assert stored is not None and verify_password(FAST_HASHER, stored.password_hash, winners[0])
