@@ -93,3 +93,19 @@ def test_trusted_proxies_are_normalized_for_uvicorn(tmp_path: Path) -> None:
         {"RATIFY_VAR_DIR": str(tmp_path), "RATIFY_TRUSTED_PROXIES": "10.0.0.1/8, 192.0.2.7, ::1"}
     )
     assert settings.trusted_proxies == ("10.0.0.0/8", "192.0.2.7", "::1")
+
+
+def test_every_permission_is_documented_in_the_readme_with_its_roles() -> None:
+    from ratify.authz import ROLE_PERMISSIONS, Permission, Role
+
+    readme = (PROJECT_ROOT / "README.md").read_text(encoding="utf-8")
+    for permission in Permission:
+        line = next(
+            (x for x in readme.splitlines() if x.startswith(f"| `{permission.value}` |")), None
+        )
+        assert line is not None, f"{permission.value} is not in README's permission table"
+        cells = [c.strip() for c in line.strip("|").split("|")[1:]]
+        roles = [Role.ADMIN, Role.STAFF, Role.COMMITTEE, Role.OBSERVER]
+        assert cells == ["✓" if permission in ROLE_PERMISSIONS[r] else "" for r in roles], (
+            permission
+        )
