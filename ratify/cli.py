@@ -69,14 +69,26 @@ def main() -> None:
     is_flag=True,
     help="Also run one `ratify worker` beside the server (what `make run` does).",
 )
-def serve(host: str, port: int, workers: int, with_worker: bool) -> None:
+@click.option(
+    "--trusted-proxies",
+    metavar="ADDRESSES",
+    help="Comma-separated proxy addresses or networks whose X-Forwarded-For and "
+    "X-Forwarded-Proto are believed (overrides RATIFY_TRUSTED_PROXIES).",
+)
+def serve(
+    host: str, port: int, workers: int, with_worker: bool, trusted_proxies: str | None
+) -> None:
     """Serve the web app with uvicorn.
 
-    Behind a reverse proxy, list the proxy's address in RATIFY_TRUSTED_PROXIES: only then are
-    its X-Forwarded-For and X-Forwarded-Proto headers believed.
+    Behind a reverse proxy, name the proxy with --trusted-proxies (or RATIFY_TRUSTED_PROXIES):
+    only then are its X-Forwarded-For and X-Forwarded-Proto headers believed, so throttling
+    sees the real client and cookies know the request came over https.
     """
     import uvicorn
 
+    if trusted_proxies is not None:
+        # Read by every app process uvicorn starts, as all settings are.
+        os.environ["RATIFY_TRUSTED_PROXIES"] = trusted_proxies
     settings = _settings()
     from ratify.logs import configure_logging
 

@@ -75,7 +75,8 @@ def test_every_command_has_helpful_help() -> None:
         result = runner.invoke(main, [command, "--help"])
         assert result.exit_code == 0 and "Usage:" in result.output
         assert len(result.output.splitlines()) > 3, command
-    assert "--workers" in runner.invoke(main, ["serve", "--help"]).output
+    serve_help = runner.invoke(main, ["serve", "--help"]).output
+    assert "--workers" in serve_help and "--trusted-proxies" in serve_help
     assert "--kind [union|community]" in runner.invoke(main, ["create-org", "--help"]).output
 
 
@@ -157,3 +158,14 @@ def test_worker_once_runs_due_jobs(run, live_sessions) -> None:  # type: ignore[
 def test_migrate_is_safe_to_repeat(run) -> None:  # type: ignore[no-untyped-def]
     assert run("migrate").exit_code == 0
     assert run("migrate").exit_code == 0
+
+
+def test_serve_refuses_bad_proxy_addresses_before_starting(monkeypatch, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("RATIFY_TRUSTED_PROXIES", "")  # restored (unset) after the test
+    result = CliRunner().invoke(
+        main,
+        ["serve", "--trusted-proxies", "10.0.0.0/8,proxy.internal"],
+        env={"RATIFY_VAR_DIR": str(tmp_path)},
+    )
+    assert result.exit_code == 1
+    assert "'proxy.internal', which is not an IP address or network" in result.output
