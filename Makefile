@@ -33,7 +33,7 @@ translations/%/LC_MESSAGES/messages.mo: translations/%/LC_MESSAGES/messages.po $
 messages: $(VENV)/.installed extract-messages $(COMPILED)
 
 extract-messages: $(VENV)/.installed
-	$(BIN)/pybabel extract -F babel.cfg -k N_ --no-location --sort-output -o translations/messages.pot . >/dev/null
+	$(BIN)/pybabel extract -F babel.cfg -k N_ --project=Ratify --version=0.1.0 --no-location --sort-output -o translations/messages.pot . >/dev/null
 	$(BIN)/pybabel update -i translations/messages.pot -d translations -D messages --no-fuzzy-matching >/dev/null
 
 lint: $(VENV)/.installed-test
