@@ -16,6 +16,7 @@ from ratify.authz import PUBLIC, RouteAccess
 from ratify.db import create_db_engine, make_sessionmaker
 from ratify.errors import RatifyError
 from ratify.orgs import views as orgs_views
+from ratify.rosters import views as rosters_views
 from ratify.security import SESSION_SALT, Signer, password_hasher
 from ratify.settings import PROJECT_ROOT, Settings
 from ratify.web import errors as web_errors
@@ -43,6 +44,7 @@ def routes() -> list[BaseRoute]:
         *accounts_views.ROUTES,
         *orgs_views.ROUTES,
         *audit_views.ROUTES,
+        *rosters_views.ROUTES,
         PublicMount("/static", app=StaticFiles(directory=STATIC_DIR), name="static"),
     ]
 

@@ -289,3 +289,34 @@ def _explain(exc: RatifyError) -> str:
     if errors:
         return "; ".join(f"{k}: {v}" for k, v in errors.items())
     return str(exc)
+
+
+@main.command("create-unit")
+@click.option("--org", "slug", required=True, help="Slug of a union organization.")
+@click.option("--code", required=True, help="Short code, as on rosters (RN, TECH-2).")
+@click.option("--name", required=True, help="The unit's name.")
+@click.option("--employer", default="", help="The employer.")
+@click.option("--description", default="", help="Who is in the unit, in plain words.")
+def create_unit(slug: str, code: str, name: str, employer: str, description: str) -> None:
+    """Create a bargaining unit in a union organization."""
+    from ratify.errors import NotFound
+    from ratify.orgs.services import get_by_slug
+    from ratify.rosters.services import UnitFields, UnitInvalid
+    from ratify.rosters.services import create_unit as create
+
+    settings = _settings()
+    fields = UnitFields(
+        code=code.strip().upper(),
+        name=name.strip(),
+        employer=employer.strip(),
+        description=description.strip(),
+    )
+    try:
+        with _transaction(settings) as db:
+            org = get_by_slug(db, slug)
+            unit = create(db, org, actor=None, fields=fields)
+            click.echo(f"created unit {unit.code} ({unit.name}) in {org.slug}")
+    except NotFound:
+        raise click.ClickException(f"no union organization with the slug {slug!r}") from None
+    except UnitInvalid as exc:
+        raise click.ClickException(_explain(exc)) from None

@@ -12,7 +12,7 @@ from ratify.accounts import services as accounts
 from ratify.authz import Role
 from ratify.orgs.models import Organization, OrgKind
 from ratify.orgs.services import create_organization
-from ratify.rosters.models import BargainingUnit
+from ratify.rosters.services import UnitFields, create_unit
 from ratify.security import password_hasher
 from ratify.settings import Settings
 
@@ -54,7 +54,12 @@ def load_demo(db: Session, settings: Settings) -> tuple[bool, list[DemoLogin]]:
         ("RN", "Registered Nurses", "Riverside General Hospital"),
         ("TECH", "Technical Unit", "Riverside General Hospital"),
     ):
-        db.add(BargainingUnit(organization_id=union.id, code=code, name=name, employer=employer))
+        create_unit(
+            db,
+            union,
+            actor=None,
+            fields=UnitFields(code=code, name=name, employer=employer, description=""),
+        )
     community = create_organization(
         db,
         slug=COMMUNITY_SLUG,

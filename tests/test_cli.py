@@ -169,3 +169,19 @@ def test_serve_refuses_bad_proxy_addresses_before_starting(monkeypatch, tmp_path
     )
     assert result.exit_code == 1
     assert "'proxy.internal', which is not an IP address or network" in result.output
+
+
+def test_create_unit(run, live_sessions) -> None:  # type: ignore[no-untyped-def]
+    from ratify.rosters.models import BargainingUnit
+
+    run("create-org", "--slug", "nurses", "--name", "Nurses", "--kind", "union")
+    result = run("create-unit", "--org", "nurses", "--code", "rn", "--name", "Registered Nurses")
+    assert (
+        result.exit_code == 0 and "created unit RN (Registered Nurses) in nurses" in result.output
+    )
+    again = run("create-unit", "--org", "nurses", "--code", "RN", "--name", "Again")
+    assert again.exit_code == 1 and "Another unit already uses this code." in again.output
+    run("create-org", "--slug", "tenants", "--name", "Tenants", "--kind", "community")
+    assert run("create-unit", "--org", "tenants", "--code", "X", "--name", "X").exit_code == 1
+    with live_sessions() as db:
+        assert [u.code for u in db.scalars(select(BargainingUnit))] == ["RN"]

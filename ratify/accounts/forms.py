@@ -9,6 +9,7 @@ from starlette.datastructures import FormData
 from ratify.accounts.services import check_email, normalize_email
 from ratify.authz import Role
 from ratify.errors import N_
+from ratify.web.forms import text_field
 
 ROLE_REQUIRED = N_("Choose a role.")
 
@@ -20,11 +21,6 @@ def parse_role(value: str) -> Role | None:
         return None
 
 
-def _text(form: FormData | None, name: str) -> str:
-    value = form.get(name, "") if form is not None else ""
-    return value.strip() if isinstance(value, str) else ""
-
-
 @dataclass
 class StaffForm:
     values: dict[str, str]
@@ -34,9 +30,9 @@ class StaffForm:
 
 def parse_staff_form(form: FormData | None) -> StaffForm:
     values = {
-        "email": normalize_email(_text(form, "email")),
-        "name": _text(form, "name"),
-        "role": _text(form, "role"),
+        "email": normalize_email(text_field(form, "email")),
+        "name": text_field(form, "name"),
+        "role": text_field(form, "role"),
     }
     parsed = StaffForm(values=values, role=parse_role(values["role"]))
     if problem := check_email(values["email"]):

@@ -14,6 +14,7 @@ from playwright.sync_api import BrowserContext, Locator, Page, expect
 from sqlalchemy.orm import Session, sessionmaker
 
 from ratify.authz import Role
+from ratify.rosters.services import UnitFields, create_unit
 from tests.conftest import SecretLedger
 from tests.factories import PASSWORD, add_role, make_org, make_user
 
@@ -42,6 +43,12 @@ def staff(live_sessions: sessionmaker[Session]) -> Staff:
         org_b = make_org(s)
         user = make_user(s, org_a, Role.ADMIN)
         add_role(s, user, org_b, Role.ADMIN)
+        create_unit(
+            s,
+            org_a,
+            actor=None,
+            fields=UnitFields(code="RN", name="Registered Nurses", employer="", description=""),
+        )
         return Staff(user.email, org_a.slug, org_a.name, org_b.slug, org_b.name)
 
 
@@ -144,6 +151,18 @@ def visit(
     expect(page).to_have_url(f"{base}/o/{staff.slug_a}/audit")
     expect(heading(page)).to_have_text("Audit log")
     check_page(page, axe=axe)
+
+    nav.get_by_role("link", name="Bargaining units").click()
+    expect(page).to_have_url(f"{base}/o/{staff.slug_a}/units")
+    expect(page.get_by_text("Registered Nurses")).to_be_visible()
+    check_page(page, axe=axe)
+    page.get_by_role("link", name="Add a bargaining unit").click()
+    page.get_by_label("Short code").fill("tech")
+    page.get_by_label("Name").fill("Technical Unit")
+    check_page(page, axe=axe)
+    page.get_by_role("button", name="Add unit").click()
+    expect(page).to_have_url(f"{base}/o/{staff.slug_a}/units")
+    expect(page.get_by_text("TECH", exact=True)).to_be_visible()
 
     # The switcher is a plain <details>: it opens and its links work with or without scripts.
     switcher = page.locator("details.switcher")
