@@ -230,3 +230,33 @@ def test_healthz_reports_an_unreachable_postgresql(settings, secret_ledger) -> N
     with make_client(create_app(replace(settings, database_url=url)), secret_ledger) as c:
         response = c.get("/healthz")
     assert response.status_code == 503
+
+
+def test_api_paths_get_json_errors_even_for_oversized_bodies(client, settings) -> None:
+    response = client.post(
+        "/api/v1/anything",
+        content=b"",
+        headers={
+            "Content-Length": str(settings.max_upload_bytes + 1),
+            "Content-Type": "application/json",
+        },
+    )
+    assert response.status_code == 413
+    assert response.json()["error"] == "payload_too_large"
+
+
+def test_forbidden_and_wrong_method_pages_are_friendly(db: Session, client) -> None:
+    org = make_org(db)
+    make_user(db, org, Role.ADMIN)
+    login(client, make_user(db, org, Role.OBSERVER).email)
+    forbidden = client.get(f"/o/{org.slug}/staff")
+    assert forbidden.status_code == 403
+    assert (
+        "Not allowed" in forbidden.text
+        and "You do not have permission to do that." in forbidden.text
+    )
+    wrong_method = client.put("/login")
+    assert (
+        wrong_method.status_code == 405
+        and "This page cannot be used that way." in wrong_method.text
+    )
