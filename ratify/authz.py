@@ -35,6 +35,7 @@ class Permission(StrEnum):
     API_TOKENS = "api.tokens"
     CONTACT_EXPORT = "contacts.export"
     # staff
+    MEMBER_CONTACTS_READ = "members.contacts"
     ROSTERS_MANAGE = "rosters.manage"
     ROSTER_IMPORT = "rosters.import"
     DUES_MANAGE = "dues.manage"
@@ -44,6 +45,8 @@ class Permission(StrEnum):
     STRIKE_OFF = "votes.strike_off"
     PAPER_BALLOT_ENTRY = "votes.paper_entry"
     COMMUNITY_MANAGE = "community.manage"
+    # staff and committee
+    MEMBERS_READ = "members.read"
     # committee
     VOTER_LIST_REVIEW = "votes.voter_list_review"
     CHALLENGES_DECIDE = "votes.challenges_decide"
@@ -57,11 +60,15 @@ class Permission(StrEnum):
     CERTIFIED_RESULTS_READ = "votes.certified_results"
 
 
+# Members: contact details for admin and staff; the committee sees names (to review the voter
+# list); observers see counts only (the organization's home page).
 # Turnout (never results) is also open to staff and committee: DESIGN.md §1 has both "watch
 # turnout". The committee reads certified results as it reads them after the close.
 _STAFF: Final = frozenset(
     {
         Permission.ORG_VIEW,
+        Permission.MEMBERS_READ,
+        Permission.MEMBER_CONTACTS_READ,
         Permission.ROSTERS_MANAGE,
         Permission.ROSTER_IMPORT,
         Permission.DUES_MANAGE,
@@ -77,6 +84,7 @@ _STAFF: Final = frozenset(
 _COMMITTEE: Final = frozenset(
     {
         Permission.ORG_VIEW,
+        Permission.MEMBERS_READ,
         Permission.VOTER_LIST_REVIEW,
         Permission.CHALLENGES_DECIDE,
         Permission.PAPER_BATCH_CONFIRM,

@@ -5,7 +5,7 @@ from ratify.audit.models import AuditEvent, AuditHead
 from ratify.db import Base
 from ratify.jobs.models import Job, ScheduledTick
 from ratify.orgs.models import Organization
-from ratify.rosters.models import BargainingUnit
+from ratify.rosters.models import BargainingUnit, Member, MemberStatusPeriod, UnitAssignment
 from ratify.throttle.models import ThrottleHit
 
 __all__ = [
@@ -14,10 +14,13 @@ __all__ = [
     "BargainingUnit",
     "Base",
     "Job",
+    "Member",
+    "MemberStatusPeriod",
     "Organization",
     "PasswordToken",
     "ScheduledTick",
     "StaffRole",
     "StaffUser",
     "ThrottleHit",
+    "UnitAssignment",
 ]

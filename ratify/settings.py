@@ -60,6 +60,14 @@ class Settings:
         default="en",
         metadata=_doc("RATIFY_DEFAULT_LANGUAGE", "Language when nothing else chooses one."),
     )
+    phone_region: str = field(
+        default="US",
+        metadata=_doc(
+            "RATIFY_PHONE_REGION",
+            "Region (ISO 3166 two-letter code) assumed for phone numbers written without a "
+            "country code.",
+        ),
+    )
     trusted_proxies: tuple[str, ...] = field(
         default=(),
         metadata=_doc(
@@ -208,6 +216,13 @@ def validate(settings: Settings) -> Settings:
             f"RATIFY_DEFAULT_LANGUAGE must be one of {', '.join(LANGUAGES)}, "
             f"not {settings.default_language!r}."
         )
+    import phonenumbers
+
+    if settings.phone_region.upper() not in phonenumbers.SUPPORTED_REGIONS:
+        raise ConfigurationError(
+            f"RATIFY_PHONE_REGION must be a two-letter region code such as US, not "
+            f"{settings.phone_region!r}."
+        )
     proxies = []
     for proxy in settings.trusted_proxies:
         try:
@@ -232,7 +247,13 @@ def validate(settings: Settings) -> Settings:
     if len(secret) < 32:
         raise ConfigurationError("RATIFY_SECRET_KEY must be at least 32 characters long.")
     url = settings.database_url or f"sqlite:///{settings.var_dir / 'ratify.db'}"
-    return replace(settings, secret_key=secret, database_url=url, trusted_proxies=tuple(proxies))
+    return replace(
+        settings,
+        secret_key=secret,
+        database_url=url,
+        trusted_proxies=tuple(proxies),
+        phone_region=settings.phone_region.upper(),
+    )
 
 
 def documented_settings() -> list[tuple[str, str]]:

@@ -1,14 +1,19 @@
-"""Bargaining units of a union. Members, imports and history come with the Rosters issue."""
+"""Bargaining units and the members on a union's roster, with dated history."""
 
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
+from enum import StrEnum
 
-from sqlalchemy import ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy import Enum, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ratify.db import Base, UUIDPrimaryKey, utcnow
+
+
+def _values(enum: type[StrEnum]) -> list[str]:
+    return [member.value for member in enum]
 
 
 class BargainingUnit(UUIDPrimaryKey, Base):
@@ -22,3 +27,85 @@ class BargainingUnit(UUIDPrimaryKey, Base):
     description: Mapped[str] = mapped_column(Text, default="")
     archived_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class MembershipStatus(StrEnum):
+    MEMBER = "member"
+    FEE_PAYER = "fee_payer"
+    NON_MEMBER = "non_member"
+
+
+class EmploymentStatus(StrEnum):
+    ACTIVE = "active"
+    ON_LEAVE = "on_leave"
+    LAID_OFF = "laid_off"
+    TERMINATED = "terminated"
+
+
+class StatusKind(StrEnum):
+    MEMBERSHIP = "membership"
+    EMPLOYMENT = "employment"
+
+
+class Member(UUIDPrimaryKey, Base):
+    """A person on a union's roster, keyed by the union's member number. Nobody is deleted:
+    leaving ends a unit assignment, and status changes are dated periods."""
+
+    __tablename__ = "members"
+    __table_args__ = (
+        UniqueConstraint("organization_id", "member_number"),
+        Index("ix_members_organization_id_sort_name", "organization_id", "sort_name"),
+        Index("ix_members_organization_id_email", "organization_id", "email"),
+        Index("ix_members_organization_id_phone", "organization_id", "phone"),
+    )
+
+    organization_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organizations.id"))
+    member_number: Mapped[str] = mapped_column(String(50))
+    first_name: Mapped[str] = mapped_column(String(100))
+    last_name: Mapped[str] = mapped_column(String(100))
+    # "last first", lower-cased: what name search and ordering use (with an index).
+    sort_name: Mapped[str] = mapped_column(String(201))
+    email: Mapped[str] = mapped_column(String(254), default="")
+    phone: Mapped[str] = mapped_column(String(20), default="")  # E.164
+    preferred_language: Mapped[str] = mapped_column(String(10), default="")
+    address_line1: Mapped[str] = mapped_column(String(200), default="")
+    address_line2: Mapped[str] = mapped_column(String(200), default="")
+    city: Mapped[str] = mapped_column(String(100), default="")
+    region: Mapped[str] = mapped_column(String(100), default="")
+    postal_code: Mapped[str] = mapped_column(String(20), default="")
+    country: Mapped[str] = mapped_column(String(2), default="")
+    worksite: Mapped[str] = mapped_column(String(200), default="")
+    classification: Mapped[str] = mapped_column(String(200), default="")
+    hire_date: Mapped[date | None]
+    join_date: Mapped[date | None]
+    birth_date: Mapped[date | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class MemberStatusPeriod(UUIDPrimaryKey, Base):
+    """A member's membership or employment status from start_date until end_date (exclusive;
+    open when null). "Status on date D" is the period with start <= D < end."""
+
+    __tablename__ = "member_status_periods"
+    __table_args__ = (Index("ix_member_status_periods_member_kind", "member_id", "kind"),)
+
+    member_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("members.id"))
+    kind: Mapped[StatusKind] = mapped_column(
+        Enum(StatusKind, native_enum=False, length=20, values_callable=_values)
+    )
+    status: Mapped[str] = mapped_column(String(20))
+    start_date: Mapped[date]
+    end_date: Mapped[date | None]
+
+
+class UnitAssignment(UUIDPrimaryKey, Base):
+    """A member in a bargaining unit from start_date until end_date (exclusive; open when null)."""
+
+    __tablename__ = "unit_assignments"
+    __table_args__ = (Index("ix_unit_assignments_unit_dates", "unit_id", "start_date", "end_date"),)
+
+    member_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("members.id"), index=True)
+    unit_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("bargaining_units.id"))
+    start_date: Mapped[date]
+    end_date: Mapped[date | None]
