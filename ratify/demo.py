@@ -4,6 +4,7 @@ one staff login per role. Loaded once; later runs only print the logins again.""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -12,7 +13,16 @@ from ratify.accounts import services as accounts
 from ratify.authz import Role
 from ratify.orgs.models import Organization, OrgKind
 from ratify.orgs.services import create_organization
-from ratify.rosters.services import UnitFields, create_unit
+from ratify.rosters.models import BargainingUnit, EmploymentStatus, MembershipStatus, StatusKind
+from ratify.rosters.services import (
+    MemberFields,
+    UnitFields,
+    add_member,
+    assign_unit,
+    create_unit,
+    leave_unit,
+    set_status,
+)
 from ratify.security import password_hasher
 from ratify.settings import Settings
 
@@ -38,6 +48,48 @@ DEMO_LOGINS = [
 ]
 
 
+DEMO_NAMES = [
+    ("Ana", "García"), ("Ben", "Okafor"), ("Chen", "Wei"), ("Dana", "Kowalski"),
+    ("Eli", "Haddad"), ("Fatima", "Yusuf"), ("Gus", "Lindqvist"), ("Hana", "Sato"),
+    ("Iris", "Moreau"), ("Jamal", "Brooks"), ("Keiko", "Tanaka"), ("Luis", "Ortega"),
+    ("Maya", "Patel"), ("Nate", "O'Brien"), ("Olga", "Ivanova"), ("Priya", "Nair"),
+    ("Quinn", "Murphy"), ("Rosa", "Delgado"), ("Sam", "Cohen"), ("Tomás", "Reyes"),
+]  # fmt: skip
+
+
+def _demo_members(
+    db: Session, union: Organization, units: list[BargainingUnit], phone_region: str
+) -> None:
+    """Twenty members with some history: a fee payer, a leave, a transfer between units."""
+    start = date(2024, 1, 1)
+    for n, (first, last) in enumerate(DEMO_NAMES):
+        member = add_member(
+            db,
+            union,
+            MemberFields(
+                member_number=f"{1001 + n}",
+                first_name=first,
+                last_name=last,
+                email=f"{first.lower()}.{n}@members.example",
+                phone=f"+1 312 555 {100 + n:04d}",
+                preferred_language="es" if n % 4 == 0 else "en",
+                city="Riverside",
+                postal_code=f"6060{n % 10}",
+                join_date=start - timedelta(days=200 * (n + 1)),
+            ),
+            phone_region=phone_region,
+            effective=start,
+            membership=MembershipStatus.FEE_PAYER if n % 7 == 3 else MembershipStatus.MEMBER,
+            employment=EmploymentStatus.ACTIVE,
+            units=[units[n % 2]],
+        )
+        if n == 5:
+            set_status(db, member, StatusKind.EMPLOYMENT, "on_leave", date(2025, 9, 1))
+        if n == 8:
+            leave_unit(db, member, units[0], date(2025, 3, 1))
+            assign_unit(db, member, units[1], date(2025, 3, 1))
+
+
 def load_demo(db: Session, settings: Settings) -> tuple[bool, list[DemoLogin]]:
     existing = db.execute(select(Organization).where(Organization.slug == UNION_SLUG)).first()
     if existing:
@@ -50,16 +102,19 @@ def load_demo(db: Session, settings: Settings) -> tuple[bool, list[DemoLogin]]:
         kind=OrgKind.UNION,
         timezone="America/Chicago",
     )
-    for code, name, employer in (
-        ("RN", "Registered Nurses", "Riverside General Hospital"),
-        ("TECH", "Technical Unit", "Riverside General Hospital"),
-    ):
+    units = [
         create_unit(
             db,
             union,
             actor=None,
             fields=UnitFields(code=code, name=name, employer=employer, description=""),
         )
+        for code, name, employer in (
+            ("RN", "Registered Nurses", "Riverside General Hospital"),
+            ("TECH", "Technical Unit", "Riverside General Hospital"),
+        )
+    ]
+    _demo_members(db, union, units, settings.phone_region)
     community = create_organization(
         db,
         slug=COMMUNITY_SLUG,

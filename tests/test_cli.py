@@ -135,6 +135,9 @@ def test_demo_loads_once_and_prints_working_logins(run, live_sessions) -> None: 
         kinds = sorted(o.kind.value for o in db.scalars(select(Organization)))
         assert kinds == ["community", "union"]
         assert len(db.scalars(select(BargainingUnit)).all()) == 2
+        from ratify.rosters.models import Member
+
+        assert len(db.scalars(select(Member)).all()) == 20
         for _, email, password in logins:
             user = accounts.get_user_by_email(db, email)
             assert user is not None

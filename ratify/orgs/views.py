@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from zoneinfo import available_timezones
+from datetime import datetime
+from zoneinfo import ZoneInfo, available_timezones
 
 from starlette.responses import Response
 
 from ratify.accounts import services as accounts
 from ratify.authz import SIGNED_IN, Permission
 from ratify.orgs import services as orgs
+from ratify.orgs.models import OrgKind
+from ratify.rosters.queries import unit_counts_on
 from ratify.web.routing import ViewContext, page
 
 COMMON_TIMEZONES = sorted(z for z in available_timezones() if "/" in z and not z.startswith("Etc/"))
@@ -20,7 +23,12 @@ def home(ctx: ViewContext) -> Response:
 
 
 def org_home(ctx: ViewContext) -> Response:
-    return ctx.render("orgs/home.html")
+    assert ctx.org is not None
+    counts = []
+    if ctx.org.kind == OrgKind.UNION:
+        today = datetime.now(ZoneInfo(ctx.org.timezone)).date()
+        counts = unit_counts_on(ctx.db, ctx.org, today)
+    return ctx.render("orgs/home.html", unit_counts=counts)
 
 
 def org_settings(ctx: ViewContext) -> Response:

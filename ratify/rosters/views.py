@@ -5,6 +5,8 @@ from __future__ import annotations
 from starlette.responses import Response
 
 from ratify.authz import Permission
+from ratify.errors import N_
+from ratify.rosters import queries
 from ratify.rosters import services as rosters
 from ratify.rosters.forms import parse_unit_form
 from ratify.rosters.models import BargainingUnit
@@ -116,4 +118,67 @@ ROUTES = [
         access=Permission.ROSTERS_MANAGE,
         methods=["POST"],
     ),
+]
+
+
+# -- members ----------------------------------------------------------------------------------
+
+PER_PAGE = 50
+HISTORY_LABELS = {
+    "membership": N_("Membership"),
+    "employment": N_("Employment"),
+    "unit": N_("Bargaining unit"),
+}
+STATUS_LABELS = {
+    "member": N_("Member"),
+    "fee_payer": N_("Fee payer"),
+    "non_member": N_("Non-member"),
+    "active": N_("Active"),
+    "on_leave": N_("On leave"),
+    "laid_off": N_("Laid off"),
+    "terminated": N_("Terminated"),
+}
+
+
+def members_list(ctx: ViewContext) -> Response:
+    assert ctx.org is not None
+    rosters.require_union(ctx.org)
+    query = ctx.request.query_params.get("q", "")[:200]
+    try:
+        page_number = int(ctx.request.query_params.get("page", "1"))
+    except ValueError:
+        page_number = 1
+    found = queries.search_members(
+        ctx.db,
+        ctx.org,
+        query,
+        phone_region=ctx.app.settings.phone_region,
+        page=min(max(page_number, 1), 10**6),
+        per_page=PER_PAGE,
+    )
+    return ctx.render(
+        "rosters/members.html",
+        found=found,
+        query=query,
+        contacts=ctx.can(Permission.MEMBER_CONTACTS_READ),
+    )
+
+
+def member_detail(ctx: ViewContext) -> Response:
+    assert ctx.org is not None
+    rosters.require_union(ctx.org)
+    member = queries.get_member(ctx.db, ctx.org, ctx.path_uuid("member_id"))
+    return ctx.render(
+        "rosters/member.html",
+        member=member,
+        history=queries.member_history(ctx.db, member),
+        contacts=ctx.can(Permission.MEMBER_CONTACTS_READ),
+        history_labels={k: ctx.gettext(v) for k, v in HISTORY_LABELS.items()},
+        status_labels={k: ctx.gettext(v) for k, v in STATUS_LABELS.items()},
+    )
+
+
+ROUTES += [
+    page("/o/{slug}/members", members_list, access=Permission.MEMBERS_READ),
+    page("/o/{slug}/members/{member_id}", member_detail, access=Permission.MEMBERS_READ),
 ]

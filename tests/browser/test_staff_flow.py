@@ -164,6 +164,12 @@ def visit(
     expect(page).to_have_url(f"{base}/o/{staff.slug_a}/units")
     expect(page.get_by_text("TECH", exact=True)).to_be_visible()
 
+    nav.get_by_role("link", name="Members").click()
+    page.get_by_label("Search by name, member number, email or phone").fill("nobody")
+    page.get_by_role("button", name="Search").click()
+    expect(page.get_by_role("status")).to_have_text("0 found.")
+    check_page(page, axe=axe)
+
     # The switcher is a plain <details>: it opens and its links work with or without scripts.
     switcher = page.locator("details.switcher")
     target = switcher.get_by_role("link", name=staff.name_b, exact=True)
