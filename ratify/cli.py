@@ -320,3 +320,133 @@ def create_unit(slug: str, code: str, name: str, employer: str, description: str
         raise click.ClickException(f"no union organization with the slug {slug!r}") from None
     except UnitInvalid as exc:
         raise click.ClickException(_explain(exc)) from None
+
+
+@main.command("import-roster")
+@click.option("--org", "slug", required=True, help="Slug of a union organization.")
+@click.option(
+    "--unit",
+    "unit_code",
+    help="The one unit this file lists (members of it not in the file are leaving).",
+)
+@click.option(
+    "--units-in-column",
+    is_flag=True,
+    help="Each row names its unit; leaving is computed for those units.",
+)
+@click.option(
+    "--update-only", is_flag=True, help="Add and change members; never mark anyone as leaving."
+)
+@click.option(
+    "--map",
+    "mapping_spec",
+    help="Columns, e.g. 'member_number=Emp ID,last_name=Surname' (else guessed from headers).",
+)
+@click.option(
+    "--effective",
+    type=click.DateTime(["%Y-%m-%d"]),
+    help="Date the changes take effect (default: today).",
+)
+@click.option(
+    "--apply",
+    "do_apply",
+    is_flag=True,
+    help="Apply the file (all or nothing). Without it: preview only.",
+)
+@click.option(
+    "--confirm-leaving", is_flag=True, help="Apply even when more than 20% of a unit would leave."
+)
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+def import_roster(
+    slug: str,
+    unit_code: str | None,
+    units_in_column: bool,
+    update_only: bool,
+    mapping_spec: str | None,
+    effective: Any,
+    do_apply: bool,
+    confirm_leaving: bool,
+    file: str,
+) -> None:
+    """Preview (and with --apply, apply) a roster CSV.
+
+    Prints the counts of new, changed, leaving and unchanged members and rows in error, then the
+    first errors with their row and column. With --apply, any error means nothing is written and
+    the command exits non-zero.
+    """
+    from datetime import datetime
+    from pathlib import Path
+    from zoneinfo import ZoneInfo
+
+    from ratify.errors import NotFound
+    from ratify.orgs.services import get_by_slug
+    from ratify.rosters import imports
+    from ratify.rosters.models import ImportScope
+    from ratify.rosters.services import list_units
+
+    if sum([bool(unit_code), units_in_column, update_only]) != 1:
+        raise click.UsageError(
+            "choose exactly one of --unit CODE, --units-in-column, --update-only"
+        )
+    scope = (
+        ImportScope.UNIT
+        if unit_code
+        else ImportScope.UNIT_COLUMN
+        if units_in_column
+        else ImportScope.UPDATE_ONLY
+    )
+    settings = _settings()
+    path = Path(file)
+    try:
+        roster = imports.read_roster(path.name, path.read_bytes())
+        mapping = (
+            imports.parse_mapping(mapping_spec)
+            if mapping_spec
+            else imports.guess_mapping(roster.headers)
+        )
+        with _transaction(settings) as db:
+            try:
+                org = get_by_slug(db, slug)
+            except NotFound:
+                raise click.ClickException(
+                    f"no union organization with the slug {slug!r}"
+                ) from None
+            unit = None
+            if unit_code:
+                unit = next((u for u in list_units(db, org) if u.code == unit_code.upper()), None)
+                if unit is None:
+                    raise click.ClickException(f"{slug} has no unit with the code {unit_code!r}")
+            result = imports.preview(
+                db,
+                org,
+                roster,
+                mapping=mapping,
+                scope=scope,
+                unit=unit,
+                effective=effective.date()
+                if effective
+                else datetime.now(ZoneInfo(org.timezone)).date(),
+                phone_region=settings.phone_region,
+            )
+            click.echo("columns: " + ", ".join(f"{k}={v}" for k, v in sorted(mapping.items())))
+            counts = result.counts()
+            click.echo(
+                "rows {rows}: new {new}, changed {changed}, leaving {leaving}, "
+                "unchanged {unchanged}, in error {errors}".format(**counts)
+            )
+            for error in result.errors[:20]:
+                click.echo(f"  row {error.row}, column {error.column!r}: {error.message}")
+            if len(result.errors) > 20:
+                click.echo(f"  ... and {len(result.errors) - 20} more")
+            if do_apply:
+                record = imports.apply(
+                    db,
+                    org,
+                    result,
+                    actor_label="cli",
+                    phone_region=settings.phone_region,
+                    confirm_leaving=confirm_leaving,
+                )
+                click.echo(f"applied: import {record.id}")
+    except RatifyError as exc:
+        raise click.ClickException(_explain(exc)) from None

@@ -5,7 +5,13 @@ from ratify.audit.models import AuditEvent, AuditHead
 from ratify.db import Base
 from ratify.jobs.models import Job, ScheduledTick
 from ratify.orgs.models import Organization
-from ratify.rosters.models import BargainingUnit, Member, MemberStatusPeriod, UnitAssignment
+from ratify.rosters.models import (
+    BargainingUnit,
+    Member,
+    MemberStatusPeriod,
+    RosterImport,
+    UnitAssignment,
+)
 from ratify.throttle.models import ThrottleHit
 
 __all__ = [
@@ -18,6 +24,7 @@ __all__ = [
     "MemberStatusPeriod",
     "Organization",
     "PasswordToken",
+    "RosterImport",
     "ScheduledTick",
     "StaffRole",
     "StaffUser",

@@ -188,3 +188,34 @@ def test_create_unit(run, live_sessions) -> None:  # type: ignore[no-untyped-def
     assert run("create-unit", "--org", "tenants", "--code", "X", "--name", "X").exit_code == 1
     with live_sessions() as db:
         assert [u.code for u in db.scalars(select(BargainingUnit))] == ["RN"]
+
+
+def test_import_roster_previews_applies_and_refuses_errors(run, live_sessions, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from ratify.rosters.models import Member, RosterImport
+
+    run("create-org", "--slug", "local9", "--name", "Local 9", "--kind", "union")
+    run("create-unit", "--org", "local9", "--code", "RN", "--name", "Nurses")
+    good = tmp_path / "roster.csv"
+    good.write_bytes(
+        "Member ID;Last Name;First Name;Status\n1;Muñoz;José;member\n2;Lee;Ann;fee payer\n".encode(
+            "cp1252"
+        )
+    )
+    preview = run("import-roster", "--org", "local9", "--unit", "RN", str(good))
+    assert preview.exit_code == 0, preview.output
+    assert "rows 2: new 2, changed 0, leaving 0, unchanged 0, in error 0" in preview.output
+    with live_sessions() as db:
+        assert db.scalars(select(Member)).all() == []  # a preview writes nothing
+    applied = run("import-roster", "--org", "local9", "--unit", "RN", "--apply", str(good))
+    assert applied.exit_code == 0 and "applied: import" in applied.output
+    bad = tmp_path / "bad.csv"
+    bad.write_text("Member ID,Last Name,Status\n3,Ok,member\n4,Bad,emperor\n")
+    result = run("import-roster", "--org", "local9", "--update-only", "--apply", str(bad))
+    assert result.exit_code == 1
+    assert "row 3, column 'Status': Unknown membership status." in result.output
+    assert "nothing was imported" in result.output
+    with live_sessions() as db:
+        assert sorted(m.last_name for m in db.scalars(select(Member))) == ["Lee", "Muñoz"]
+        assert len(db.scalars(select(RosterImport)).all()) == 1
+    usage = run("import-roster", "--org", "local9", str(good))
+    assert usage.exit_code == 2 and "choose exactly one" in usage.output

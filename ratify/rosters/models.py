@@ -6,7 +6,7 @@ import uuid
 from datetime import date, datetime
 from enum import StrEnum
 
-from sqlalchemy import Enum, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Enum, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ratify.db import Base, UUIDPrimaryKey, utcnow
@@ -109,3 +109,28 @@ class UnitAssignment(UUIDPrimaryKey, Base):
     unit_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("bargaining_units.id"))
     start_date: Mapped[date]
     end_date: Mapped[date | None]
+
+
+class ImportScope(StrEnum):
+    UNIT = "unit"  # one unit: members of it not in the file are leaving
+    UNIT_COLUMN = "unit_column"  # the units named in a column: leaving computed for those
+    UPDATE_ONLY = "update_only"  # adds and changes; never marks anyone as leaving
+
+
+class RosterImport(UUIDPrimaryKey, Base):
+    """One roster file applied to the roster: who, when, which file, what it did."""
+
+    __tablename__ = "roster_imports"
+
+    organization_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organizations.id"), index=True)
+    file_name: Mapped[str] = mapped_column(String(255))
+    digest: Mapped[str] = mapped_column(String(64))  # SHA-256 of the file's bytes
+    scope: Mapped[ImportScope] = mapped_column(
+        Enum(ImportScope, native_enum=False, length=20, values_callable=_values)
+    )
+    unit_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("bargaining_units.id"))
+    effective_date: Mapped[date]
+    mapping: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    counts: Mapped[dict[str, int]] = mapped_column(JSON, default=dict)
+    actor_label: Mapped[str] = mapped_column(String(254))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

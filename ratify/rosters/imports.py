@@ -1,0 +1,540 @@
+"""Roster files: read (any common encoding, delimiter and date format), map columns, check
+every row, preview what would change, and apply it all or nothing.
+
+No HTTP here: the CLI (and later the pages and the API) call ``read_roster``, ``preview`` and
+``apply``.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ratify.audit import services as audit
+from ratify.errors import N_, BadRequest, Conflict
+from ratify.orgs.models import Organization
+from ratify.rosters import services as rosters
+from ratify.rosters.models import (
+    BargainingUnit,
+    EmploymentStatus,
+    ImportScope,
+    Member,
+    MembershipStatus,
+    MemberStatusPeriod,
+    RosterImport,
+    StatusKind,
+    UnitAssignment,
+)
+from ratify.rosters.services import MemberFields
+
+MAX_COLUMNS = 200
+MAX_CELL = 1000
+
+# Header words people use for each field, compared after lower-casing and dropping punctuation.
+SYNONYMS: dict[str, tuple[str, ...]] = {
+    "member_number": ("member number", "member no", "member id", "member", "employee id",
+                      "employee number", "emp id", "id", "badge", "payroll id"),
+    "first_name": ("first name", "first", "given name", "fname", "forename"),
+    "last_name": ("last name", "last", "surname", "family name", "lname"),
+    "email": ("email", "e mail", "email address", "mail"),
+    "phone": ("phone", "mobile", "cell", "telephone", "phone number", "cell phone", "mobile phone"),
+    "preferred_language": ("language", "preferred language", "lang"),
+    "address_line1": ("address", "address 1", "address line 1", "street", "street address"),
+    "address_line2": ("address 2", "address line 2", "apt", "unit number", "suite"),
+    "city": ("city", "town"),
+    "region": ("state", "province", "region"),
+    "postal_code": ("zip", "zip code", "postal code", "postcode"),
+    "country": ("country",),
+    "worksite": ("worksite", "work site", "site", "location", "department", "dept"),
+    "classification": ("classification", "job title", "title", "job class", "position"),
+    "hire_date": ("hire date", "date of hire", "doh", "hired"),
+    "join_date": ("join date", "date joined", "membership date", "joined"),
+    "birth_date": ("birth date", "date of birth", "dob", "birthday"),
+    "unit": ("unit", "bargaining unit", "bu", "unit code"),
+    "membership_status": ("membership status", "member status", "status", "membership"),
+    "employment_status": ("employment status", "emp status", "job status", "employment"),
+}  # fmt: skip
+DATE_FIELDS = ("hire_date", "join_date", "birth_date")
+MEMBERSHIP_WORDS = {
+    "member": MembershipStatus.MEMBER, "full member": MembershipStatus.MEMBER,
+    "m": MembershipStatus.MEMBER, "active member": MembershipStatus.MEMBER,
+    "fee payer": MembershipStatus.FEE_PAYER, "agency fee": MembershipStatus.FEE_PAYER,
+    "fp": MembershipStatus.FEE_PAYER, "fee": MembershipStatus.FEE_PAYER,
+    "non member": MembershipStatus.NON_MEMBER, "nonmember": MembershipStatus.NON_MEMBER,
+    "nm": MembershipStatus.NON_MEMBER,
+}  # fmt: skip
+EMPLOYMENT_WORDS = {
+    "active": EmploymentStatus.ACTIVE, "a": EmploymentStatus.ACTIVE,
+    "on leave": EmploymentStatus.ON_LEAVE, "leave": EmploymentStatus.ON_LEAVE,
+    "loa": EmploymentStatus.ON_LEAVE, "laid off": EmploymentStatus.LAID_OFF,
+    "layoff": EmploymentStatus.LAID_OFF, "terminated": EmploymentStatus.TERMINATED,
+    "term": EmploymentStatus.TERMINATED, "t": EmploymentStatus.TERMINATED,
+}  # fmt: skip
+DATE_FORMATS = ("%Y-%m-%d", "%m/%d/%Y", "%m/%d/%y", "%Y/%m/%d", "%d.%m.%Y", "%b %d, %Y",
+                "%d %b %Y", "%B %d, %Y", "%Y%m%d", "%m-%d-%Y")  # fmt: skip
+EXCEL_EPOCH = date(1899, 12, 30)
+
+
+def _words(text: str) -> str:
+    return " ".join(re.sub(r"[^0-9a-z]+", " ", text.lower()).split())
+
+
+class RosterFileError(BadRequest):
+    """The file as a whole cannot be read."""
+
+
+@dataclass(frozen=True)
+class RosterFile:
+    file_name: str
+    digest: str
+    headers: list[str]
+    rows: list[list[str]]  # data rows, without the header
+
+
+def decode(data: bytes) -> str:
+    """UTF-8 (with or without BOM), else Windows-1252, the usual two for payroll exports."""
+    if b"\x00" in data[:4096]:
+        raise RosterFileError(N_("This is not a text (CSV) file."))
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return data.decode("cp1252", errors="replace")
+
+
+def read_roster(file_name: str, data: bytes) -> RosterFile:
+    """Parse a CSV roster: delimiter sniffed among , ; tab and |."""
+    if not data.strip():
+        raise RosterFileError(N_("The file is empty."))
+    text = decode(data)
+    try:
+        dialect: type[csv.Dialect] | csv.Dialect = csv.Sniffer().sniff(
+            text[:8192], delimiters=",;\t|"
+        )
+    except csv.Error:
+        dialect = csv.excel
+    try:
+        table = [
+            row for row in csv.reader(io.StringIO(text), dialect) if any(c.strip() for c in row)
+        ]
+    except csv.Error as exc:
+        raise RosterFileError(
+            N_("The file could not be read as CSV: %(problem)s"), problem=str(exc)
+        ) from None
+    if len(table) < 2:
+        raise RosterFileError(N_("The file needs a header row and at least one member."))
+    headers = [h.strip() for h in table[0]]
+    if len(headers) > MAX_COLUMNS:
+        raise RosterFileError(N_("The file has more than %(max)s columns."), max=MAX_COLUMNS)
+    return RosterFile(file_name, hashlib.sha256(data).hexdigest(), headers, table[1:])
+
+
+def guess_mapping(headers: list[str]) -> dict[str, str]:
+    """Field name -> header, from the words in each header (exact synonyms first)."""
+    mapping: dict[str, str] = {}
+    normalized = {h: _words(h) for h in headers}
+    for fieldname, words in SYNONYMS.items():
+        for header, norm in normalized.items():
+            if norm in words and header not in mapping.values():
+                mapping[fieldname] = header
+                break
+    return mapping
+
+
+def looks_like_formula(raw: str) -> bool:
+    """What a spreadsheet would run (=cmd|..., @SUM(...), +A1): refused, never stored. A phone
+    number or a negative amount (+1 415 555 0132, -12.50) is not one."""
+    if raw[:1] in ("=", "@"):
+        return True
+    return raw[:1] in ("+", "-") and not re.fullmatch(r"[+-][\d\s().-]*", raw)
+
+
+def parse_date(raw: str) -> date | None:
+    """A date in any common format, or an Excel serial day number; None if none fits."""
+    raw = raw.strip()
+    if re.fullmatch(r"\d{5}(\.\d+)?", raw):  # Excel serial (1937-2173)
+        days = int(float(raw))
+        if 13_000 <= days <= 100_000:
+            return EXCEL_EPOCH + timedelta(days=days)
+    for fmt in DATE_FORMATS:
+        try:
+            return datetime.strptime(raw, fmt).date()  # noqa: DTZ007 (a date, no zone)
+        except ValueError:
+            continue
+    return None
+
+
+@dataclass(frozen=True)
+class RowError:
+    row: int  # as a spreadsheet numbers it: the header is row 1
+    column: str
+    message: str
+
+
+@dataclass(frozen=True)
+class RosterRow:
+    row: int
+    fields: MemberFields
+    membership: MembershipStatus | None
+    employment: EmploymentStatus | None
+    unit_code: str | None
+
+
+def check_rows(
+    roster: RosterFile, mapping: Mapping[str, str], *, phone_region: str, unit_codes: set[str]
+) -> tuple[list[RosterRow], list[RowError]]:
+    """Every row checked; errors name row, column and problem."""
+    if "member_number" not in mapping:
+        raise RosterFileError(N_("Map a column to the member number: every row needs one."))
+    unknown = set(mapping.values()) - set(roster.headers)
+    if unknown:
+        raise RosterFileError(
+            N_("The mapping names columns the file does not have: %(columns)s"),
+            columns=", ".join(sorted(unknown)),
+        )
+    index = {name: roster.headers.index(header) for name, header in mapping.items()}
+    good: list[RosterRow] = []
+    errors: list[RowError] = []
+    seen: dict[str, int] = {}
+    for offset, cells in enumerate(roster.rows):
+        number = offset + 2
+
+        def cell(name: str, cells: list[str] = cells) -> str:
+            i = index.get(name)
+            return cells[i].strip() if i is not None and i < len(cells) else ""
+
+        problems: list[RowError] = []
+        values: dict[str, object] = {}
+        for name in MemberFields.__dataclass_fields__:
+            raw = cell(name)
+            values[name] = None if name in DATE_FIELDS else ""
+            if len(raw) > MAX_CELL:
+                problems.append(RowError(number, mapping[name], N_("This is too long.")))
+            elif looks_like_formula(raw):
+                problems.append(
+                    RowError(number, mapping[name], N_("A cell may not start with a formula."))
+                )
+            elif name in DATE_FIELDS:
+                values[name] = parse_date(raw) if raw else None
+                if raw and values[name] is None:
+                    problems.append(RowError(number, mapping[name], N_("This is not a date.")))
+            else:
+                values[name] = raw
+        membership = employment = None
+        if "membership_status" in mapping:
+            membership = MEMBERSHIP_WORDS.get(_words(cell("membership_status")))
+            if membership is None:
+                problems.append(
+                    RowError(number, mapping["membership_status"], N_("Unknown membership status."))
+                )
+        if "employment_status" in mapping:
+            employment = EMPLOYMENT_WORDS.get(_words(cell("employment_status")))
+            if employment is None:
+                problems.append(
+                    RowError(number, mapping["employment_status"], N_("Unknown employment status."))
+                )
+        unit_code = None
+        if "unit" in mapping:
+            unit_code = cell("unit").upper()
+            if unit_code not in unit_codes:
+                problems.append(
+                    RowError(number, mapping["unit"], N_("No bargaining unit has this code."))
+                )
+        try:
+            cleaned = rosters.clean_member_fields(MemberFields(**values), phone_region)  # type: ignore[arg-type]
+        except rosters.MemberInvalid as exc:
+            problems += [
+                RowError(number, mapping.get(name, name), message)
+                for name, message in exc.errors.items()
+            ]
+        else:
+            if cleaned.member_number in seen:
+                problems.append(
+                    RowError(
+                        number,
+                        mapping["member_number"],
+                        N_("This member number is also on an earlier row."),
+                    )
+                )
+            seen[cleaned.member_number] = number
+        if problems:
+            errors += problems
+        else:
+            good.append(RosterRow(number, cleaned, membership, employment, unit_code))
+    return good, errors
+
+
+@dataclass
+class Change:
+    member_number: str
+    name: str
+    fields: dict[str, tuple[str, str]] = field(default_factory=dict)  # field -> (before, after)
+
+
+@dataclass
+class Preview:
+    roster: RosterFile
+    scope: ImportScope
+    unit: BargainingUnit | None
+    effective: date
+    mapping: dict[str, str]
+    rows: list[RosterRow]
+    errors: list[RowError]
+    new: list[RosterRow] = field(default_factory=list)
+    changed: list[tuple[RosterRow, Change]] = field(default_factory=list)
+    leaving: list[tuple[Member, BargainingUnit]] = field(default_factory=list)
+    unchanged: int = 0
+
+    def counts(self) -> dict[str, int]:
+        return {
+            "rows": len(self.roster.rows),
+            "new": len(self.new),
+            "changed": len(self.changed),
+            "leaving": len(self.leaving),
+            "unchanged": self.unchanged,
+            "errors": len(self.errors),
+        }
+
+    def leaving_share(self, in_scope: int) -> float:
+        return len(self.leaving) / in_scope if in_scope else 0.0
+
+
+def _current(
+    db: Session, org: Organization
+) -> tuple[dict[str, Member], dict[tuple[str, str], str], dict[str, set[str]]]:
+    members = {
+        m.member_number: m
+        for m in db.scalars(select(Member).where(Member.organization_id == org.id))
+    }
+    statuses = {
+        (number, kind.value): status
+        for number, kind, status in db.execute(
+            select(Member.member_number, MemberStatusPeriod.kind, MemberStatusPeriod.status)
+            .join(MemberStatusPeriod, MemberStatusPeriod.member_id == Member.id)
+            .where(Member.organization_id == org.id, MemberStatusPeriod.end_date.is_(None))
+        ).all()
+    }
+    units: dict[str, set[str]] = {}
+    for number, code in db.execute(
+        select(Member.member_number, BargainingUnit.code)
+        .join(UnitAssignment, UnitAssignment.member_id == Member.id)
+        .join(BargainingUnit, BargainingUnit.id == UnitAssignment.unit_id)
+        .where(Member.organization_id == org.id, UnitAssignment.end_date.is_(None))
+    ).all():
+        units.setdefault(number, set()).add(code)
+    return members, statuses, units
+
+
+def preview(
+    db: Session,
+    org: Organization,
+    roster: RosterFile,
+    *,
+    mapping: Mapping[str, str],
+    scope: ImportScope,
+    unit: BargainingUnit | None,
+    effective: date,
+    phone_region: str,
+) -> Preview:
+    """What applying the file would do: new, changed (field by field), leaving, unchanged."""
+    rosters.require_union(org)
+    if scope == ImportScope.UNIT and unit is None:
+        raise BadRequest(N_("Choose the bargaining unit this file is for."))
+    if scope == ImportScope.UNIT_COLUMN and "unit" not in mapping:
+        raise BadRequest(N_("Map the column that names each member's unit."))
+    units = {u.code: u for u in rosters.list_units(db, org)}
+    rows, errors = check_rows(roster, mapping, phone_region=phone_region, unit_codes=set(units))
+    result = Preview(roster, scope, unit, effective, dict(mapping), rows, errors)
+    members, statuses, current_units = _current(db, org)
+    in_file = set()
+    for row in rows:
+        number = row.fields.member_number
+        in_file.add(number)
+        member = members.get(number)
+        if member is None:
+            result.new.append(row)
+            continue
+        change = Change(number, f"{member.first_name} {member.last_name}".strip())
+        for name in MemberFields.__dataclass_fields__:
+            if name not in mapping:
+                continue  # a column the file does not have changes nothing
+            before, after = getattr(member, name), getattr(row.fields, name)
+            if before != after:
+                change.fields[name] = (_show(before), _show(after))
+        for kind, value in (
+            (StatusKind.MEMBERSHIP, row.membership),
+            (StatusKind.EMPLOYMENT, row.employment),
+        ):
+            before_status = statuses.get((number, kind.value))
+            if value is not None and before_status != value.value:
+                change.fields[f"{kind.value}_status"] = (before_status or "", value.value)
+        target = _target_unit(row, scope, unit)
+        if target is not None and target not in current_units.get(number, set()):
+            change.fields["unit"] = (", ".join(sorted(current_units.get(number, set()))), target)
+        if change.fields:
+            result.changed.append((row, change))
+        else:
+            result.unchanged += 1
+    if scope != ImportScope.UPDATE_ONLY:
+        scoped = (
+            {unit.code}
+            if scope == ImportScope.UNIT and unit
+            else {r.unit_code for r in rows if r.unit_code}
+        )
+        for number, codes in current_units.items():
+            for code in sorted(codes & scoped):
+                if number not in in_file:
+                    result.leaving.append((members[number], units[code]))
+    return result
+
+
+def _target_unit(row: RosterRow, scope: ImportScope, unit: BargainingUnit | None) -> str | None:
+    if scope == ImportScope.UNIT:
+        return unit.code if unit else None
+    return row.unit_code
+
+
+def _show(value: object) -> str:
+    return value.isoformat() if isinstance(value, date) else str(value or "")
+
+
+def scope_size(db: Session, org: Organization, result: Preview) -> int:
+    """How many members are in the units this file covers today (for the leaving share)."""
+    if result.scope == ImportScope.UPDATE_ONLY:
+        return 0
+    codes = {result.unit.code} if result.unit else {r.unit_code for r in result.rows if r.unit_code}
+    stmt = (
+        select(UnitAssignment.member_id)
+        .join(BargainingUnit, BargainingUnit.id == UnitAssignment.unit_id)
+        .where(
+            BargainingUnit.organization_id == org.id,
+            BargainingUnit.code.in_(codes),
+            UnitAssignment.end_date.is_(None),
+        )
+        .distinct()
+    )
+    return len(db.scalars(stmt).all())
+
+
+def apply(
+    db: Session,
+    org: Organization,
+    result: Preview,
+    *,
+    actor_label: str,
+    phone_region: str,
+    confirm_leaving: bool = False,
+    leaving_threshold: float = 0.2,
+) -> RosterImport:
+    """Apply a preview in the caller's transaction: all of it, or (on any error) nothing."""
+    if result.errors:
+        raise Conflict(
+            N_("%(count)s rows have errors: nothing was imported. Correct the file and try again."),
+            count=len(result.errors),
+        )
+    already = db.execute(
+        select(RosterImport.id).where(
+            RosterImport.organization_id == org.id, RosterImport.digest == result.roster.digest
+        )
+    ).first()
+    if already:
+        raise Conflict(N_("This exact file was already imported."))
+    if (
+        not confirm_leaving
+        and result.leaving_share(scope_size(db, org, result)) > leaving_threshold
+    ):
+        raise Conflict(
+            N_("%(count)s members would leave their unit: confirm that this file is complete."),
+            count=len(result.leaving),
+        )
+    units = {u.code: u for u in rosters.list_units(db, org)}
+    members = {
+        m.member_number: m
+        for m in db.scalars(select(Member).where(Member.organization_id == org.id))
+    }
+    effective = result.effective
+    for row in result.new:
+        target = _target_unit(row, result.scope, result.unit)
+        rosters.add_member(
+            db,
+            org,
+            row.fields,
+            phone_region=phone_region,
+            effective=effective,
+            membership=row.membership or MembershipStatus.MEMBER,
+            employment=row.employment or EmploymentStatus.ACTIVE,
+            units=[units[target]] if target else [],
+        )
+    for row, change in result.changed:
+        member = members[row.fields.member_number]
+        for name in change.fields:
+            if name in MemberFields.__dataclass_fields__:
+                setattr(member, name, getattr(row.fields, name))
+        member.sort_name = rosters.sort_name(member.first_name, member.last_name)
+        if row.membership is not None:
+            rosters.set_status(db, member, StatusKind.MEMBERSHIP, row.membership.value, effective)
+        if row.employment is not None:
+            rosters.set_status(db, member, StatusKind.EMPLOYMENT, row.employment.value, effective)
+        target = _target_unit(row, result.scope, result.unit)
+        if target:
+            rosters.assign_unit(db, member, units[target], effective)
+    for member, unit in result.leaving:
+        rosters.leave_unit(db, member, unit, effective)
+    record = RosterImport(
+        organization_id=org.id,
+        file_name=result.roster.file_name[:255],
+        digest=result.roster.digest,
+        scope=result.scope,
+        unit_id=result.unit.id if result.unit else None,
+        effective_date=effective,
+        mapping=result.mapping,
+        counts=result.counts(),
+        actor_label=actor_label,
+    )
+    db.add(record)
+    db.flush()
+    audit.record(
+        db,
+        organization=org,
+        actor=None,
+        actor_label=actor_label,
+        action="roster.imported",
+        object_type="roster_import",
+        object_id=record.id,
+        data={"file": record.file_name, "digest": record.digest, **result.counts()},
+    )
+    return record
+
+
+def parse_mapping(spec: str) -> dict[str, str]:
+    """``field=Header,field=Header`` from the command line."""
+    mapping = {}
+    for part in filter(None, (p.strip() for p in spec.split(","))):
+        name, sep, header = part.partition("=")
+        if not sep or name.strip() not in SYNONYMS:
+            raise BadRequest(N_("Unknown field in the mapping: %(field)s"), field=name.strip())
+        mapping[name.strip()] = header.strip()
+    return mapping
+
+
+__all__ = [
+    "Preview",
+    "RosterFile",
+    "RosterFileError",
+    "RowError",
+    "apply",
+    "check_rows",
+    "decode",
+    "guess_mapping",
+    "parse_date",
+    "parse_mapping",
+    "preview",
+    "read_roster",
+]

@@ -1,0 +1,267 @@
+"""Roster files: encodings, delimiters, dates, mapping, row errors, preview and apply."""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from datetime import date
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from ratify.errors import Conflict, RatifyError
+from ratify.rosters import imports, queries
+from ratify.rosters import services as rosters
+from ratify.rosters.models import ImportScope, Member, RosterImport, StatusKind
+from ratify.rosters.services import UnitFields
+from tests.factories import make_org
+
+EFFECTIVE = date(2026, 11, 1)
+HEADER = "Member ID,First Name,Last Name,Email,Cell Phone,Hire Date,Status\n"
+
+
+def _org_with_units(db: Session):  # type: ignore[no-untyped-def]
+    org = make_org(db)
+    rn = rosters.create_unit(db, org, actor=None, fields=UnitFields("RN", "Nurses", "", ""))
+    tech = rosters.create_unit(db, org, actor=None, fields=UnitFields("TECH", "Techs", "", ""))
+    return org, rn, tech
+
+
+def _preview(
+    db: Session,
+    org,
+    data: bytes,
+    *,
+    unit=None,
+    scope=ImportScope.UNIT,
+    mapping=None,
+    effective=EFFECTIVE,
+):  # type: ignore[no-untyped-def]
+    roster = imports.read_roster("roster.csv", data)
+    return imports.preview(
+        db,
+        org,
+        roster,
+        mapping=mapping or imports.guess_mapping(roster.headers),
+        scope=scope,
+        unit=unit,
+        effective=effective,
+        phone_region="US",
+    )
+
+
+@pytest.mark.parametrize(
+    ("encoding", "delimiter"),
+    [("utf-8", ","), ("utf-8-sig", ";"), ("cp1252", "\t"), ("utf-8", "|")],
+)
+def test_encodings_and_delimiters(encoding: str, delimiter: str) -> None:
+    text = (
+        f"Member ID{delimiter}Last Name{delimiter}First Name\n1001{delimiter}Muñoz{delimiter}José\n"
+    )
+    roster = imports.read_roster("r.csv", text.encode(encoding))
+    assert roster.headers == ["Member ID", "Last Name", "First Name"]
+    assert roster.rows == [["1001", "Muñoz", "José"]]
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("2024-03-05", date(2024, 3, 5)),
+        ("03/05/2024", date(2024, 3, 5)),
+        ("3/5/24", date(2024, 3, 5)),
+        ("2024/03/05", date(2024, 3, 5)),
+        ("05.03.2024", date(2024, 3, 5)),
+        ("Mar 5, 2024", date(2024, 3, 5)),
+        ("5 Mar 2024", date(2024, 3, 5)),
+        ("20240305", date(2024, 3, 5)),
+        ("45356", date(2024, 3, 5)),  # Excel serial day
+        ("45356.0", date(2024, 3, 5)),
+        ("yesterday", None),
+        ("13/45/2024", None),
+    ],
+)
+def test_date_formats(raw: str, expected: date | None) -> None:
+    assert imports.parse_date(raw) == expected
+
+
+def test_headers_are_guessed() -> None:
+    mapping = imports.guess_mapping(
+        ["Emp ID", "Surname", "Given Name", "E-mail", "Mobile", "DOB", "Bargaining Unit"]
+    )
+    assert mapping == {
+        "member_number": "Emp ID",
+        "last_name": "Surname",
+        "first_name": "Given Name",
+        "email": "E-mail",
+        "phone": "Mobile",
+        "birth_date": "DOB",
+        "unit": "Bargaining Unit",
+    }
+
+
+def test_row_errors_name_row_column_and_problem(db: Session) -> None:
+    org, rn, _ = _org_with_units(db)
+    data = (
+        HEADER
+        + "1001,Ada,Lovelace,ada@example.org,415-555-0132,2020-01-05,member\n"
+        + "1002,Bad,Email,not-an-email,12,someday,emperor\n"
+        + ",No,Number,,,,member\n"
+        + "1001,Dup,Licate,,,,member\n"
+        + "1005,=cmd|' /C calc'!A0,Evil,,,,member\n"
+    ).encode()
+    result = _preview(db, org, data, unit=rn)
+    found = {(e.row, e.column, e.message) for e in result.errors}
+    assert (3, "Email", "This is not an email address.") in found
+    assert (3, "Cell Phone", "This is not a phone number.") in found  # every problem at once
+    assert (3, "Hire Date", "This is not a date.") in found
+    assert (3, "Status", "Unknown membership status.") in found
+    assert (4, "Member ID", "Every member needs a member number.") in found
+    assert (5, "Member ID", "This member number is also on an earlier row.") in found
+    assert (6, "First Name", "A cell may not start with a formula.") in found
+    assert [r.fields.member_number for r in result.new] == ["1001"]
+
+
+def test_preview_and_apply_then_reimport_shows_changes_and_leavers(db: Session) -> None:
+    org, rn, _ = _org_with_units(db)
+    first = (HEADER + "1001,Ada,Lovelace,ADA@example.org,(415) 555-0132,1/5/2020,Member\n"
+             "1002,Grace,Hopper,,,2021-02-01,fee payer\n"
+             "1003,Alan,Turing,,,,member\n").encode()  # fmt: skip
+    result = _preview(db, org, first, unit=rn, effective=date(2026, 10, 1))
+    assert result.counts() == {
+        "rows": 3,
+        "new": 3,
+        "changed": 0,
+        "leaving": 0,
+        "unchanged": 0,
+        "errors": 0,
+    }
+    record = imports.apply(db, org, result, actor_label="test", phone_region="US")
+    assert record.counts["new"] == 3
+    ada = db.scalars(select(Member).where(Member.member_number == "1001")).one()
+    assert (ada.email, ada.phone, ada.hire_date) == (
+        "ada@example.org",
+        "+14155550132",
+        date(2020, 1, 5),
+    )
+    grace = db.scalars(select(Member).where(Member.member_number == "1002")).one()
+    assert (
+        queries.status_on(db, grace, StatusKind.MEMBERSHIP, EFFECTIVE) == "fee_payer"
+    )  # until now
+
+    second = (HEADER + "1001,Ada,Lovelace,ada@example.org,415-555-0132,2020-01-05,member\n"
+              "1002,Grace,Hopper-King,,,2021-02-01,member\n"
+              "1004,Katherine,Johnson,,,,member\n").encode()  # fmt: skip
+    result = _preview(db, org, second, unit=rn)
+    assert result.counts() == {
+        "rows": 3,
+        "new": 1,
+        "changed": 1,
+        "leaving": 1,
+        "unchanged": 1,
+        "errors": 0,
+    }
+    ((_row, change),) = result.changed
+    assert change.fields == {
+        "last_name": ("Hopper", "Hopper-King"),
+        "membership_status": ("fee_payer", "member"),
+    }
+    assert [m.member_number for m, _ in result.leaving] == ["1003"]
+    with pytest.raises(Conflict, match="confirm that this file is complete"):
+        imports.apply(db, org, result, actor_label="test", phone_region="US")  # 1 of 3 > 20%
+    imports.apply(db, org, result, actor_label="test", phone_region="US", confirm_leaving=True)
+    turing = db.scalars(select(Member).where(Member.member_number == "1003")).one()
+    assert queries.units_on(db, turing, EFFECTIVE) == []  # left, not deleted
+    assert [u.code for u in queries.units_on(db, turing, date(2026, 10, 31))] == ["RN"]
+    with pytest.raises(Conflict, match="already imported"):
+        imports.apply(db, org, result, actor_label="test", phone_region="US", confirm_leaving=True)
+
+
+def test_update_only_never_marks_anyone_as_leaving(db: Session) -> None:
+    org, rn, _ = _org_with_units(db)
+    imports.apply(
+        db,
+        org,
+        _preview(db, org, (HEADER + "1,A,B,,,,member\n2,C,D,,,,member\n").encode(), unit=rn),
+        actor_label="t",
+        phone_region="US",
+    )
+    result = _preview(
+        db, org, (HEADER + "1,A,B,,,,fee payer\n").encode(), scope=ImportScope.UPDATE_ONLY
+    )
+    assert result.counts()["leaving"] == 0 and result.counts()["changed"] == 1
+
+
+def test_units_named_in_a_column_compute_leaving_only_for_those(db: Session) -> None:
+    org, _, _ = _org_with_units(db)
+    data = b"Member ID,Last Name,Unit\n1,Lee,RN\n2,Kim,TECH\n3,Park,RN\n"
+    imports.apply(
+        db,
+        org,
+        _preview(db, org, data, scope=ImportScope.UNIT_COLUMN),
+        actor_label="t",
+        phone_region="US",
+    )
+    result = _preview(
+        db, org, b"Member ID,Last Name,Unit\n1,Lee,RN\n", scope=ImportScope.UNIT_COLUMN
+    )
+    assert [m.member_number for m, unit in result.leaving] == ["3"]  # TECH is not in this file
+    bad = _preview(
+        db, org, b"Member ID,Last Name,Unit\n9,Doe,NOPE\n", scope=ImportScope.UNIT_COLUMN
+    )
+    assert [(e.row, e.message) for e in bad.errors] == [(2, "No bargaining unit has this code.")]
+
+
+def test_an_error_anywhere_writes_nothing(db: Session) -> None:
+    org, rn, _ = _org_with_units(db)
+    data = (HEADER + "1,A,B,,,,member\n2,C,D,,,,emperor\n").encode()
+    result = _preview(db, org, data, unit=rn)
+    with pytest.raises(Conflict, match="1 rows have errors"):
+        imports.apply(db, org, result, actor_label="t", phone_region="US")
+    assert db.execute(select(func.count()).select_from(Member)).scalar_one() == 0
+    assert db.execute(select(func.count()).select_from(RosterImport)).scalar_one() == 0
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b"", "The file is empty."),
+        (b"   \n\n", "The file is empty."),
+        (b"\x89PNG\r\n\x1a\n\x00\x00\x00", "This is not a text (CSV) file."),
+        (b"Member ID,Name\n", "at least one member"),
+        (",".join(f"c{n}" for n in range(10_000)).encode() + b"\n1\n", "more than 200 columns"),
+    ],
+)
+def test_broken_files_get_a_clear_error(data: bytes, message: str) -> None:
+    with pytest.raises(imports.RosterFileError, match=re.escape(message)):
+        imports.read_roster("bad.csv", data)
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(st.binary(max_size=2000) | st.text(max_size=2000).map(str.encode))
+def test_hostile_files_give_an_error_or_a_preview_and_write_nothing(
+    db: Session, data: bytes
+) -> None:
+    org = make_org(db)
+    rn = rosters.create_unit(db, org, actor=None, fields=UnitFields("RN", "Nurses", "", ""))
+    before = db.execute(select(func.count()).select_from(Member)).scalar_one()
+    # A RatifyError is a clear 4xx; anything else (a crash) fails the test.
+    with contextlib.suppress(RatifyError):
+        roster = imports.read_roster("fuzz.csv", data)
+        mapping = imports.guess_mapping(roster.headers)
+        mapping.setdefault("member_number", roster.headers[0])
+        imports.preview(
+            db,
+            org,
+            roster,
+            mapping=mapping,
+            scope=ImportScope.UNIT,
+            unit=rn,
+            effective=EFFECTIVE,
+            phone_region="US",
+        )
+    assert db.execute(select(func.count()).select_from(Member)).scalar_one() == before
