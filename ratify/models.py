@@ -7,9 +7,11 @@ from ratify.jobs.models import Job, ScheduledTick
 from ratify.orgs.models import Organization
 from ratify.rosters.models import (
     BargainingUnit,
+    ColumnMapping,
     Member,
     MemberStatusPeriod,
     RosterImport,
+    RosterUpload,
     UnitAssignment,
 )
 from ratify.throttle.models import ThrottleHit
@@ -19,12 +21,14 @@ __all__ = [
     "AuditHead",
     "BargainingUnit",
     "Base",
+    "ColumnMapping",
     "Job",
     "Member",
     "MemberStatusPeriod",
     "Organization",
     "PasswordToken",
     "RosterImport",
+    "RosterUpload",
     "ScheduledTick",
     "StaffRole",
     "StaffUser",

@@ -11,6 +11,7 @@ import csv
 import hashlib
 import io
 import re
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -18,18 +19,22 @@ from datetime import date, datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from ratify.accounts.models import StaffUser
 from ratify.audit import services as audit
-from ratify.errors import N_, BadRequest, Conflict
+from ratify.db import utcnow
+from ratify.errors import N_, BadRequest, Conflict, NotFound
 from ratify.orgs.models import Organization
 from ratify.rosters import services as rosters
 from ratify.rosters.models import (
     BargainingUnit,
+    ColumnMapping,
     EmploymentStatus,
     ImportScope,
     Member,
     MembershipStatus,
     MemberStatusPeriod,
     RosterImport,
+    RosterUpload,
     StatusKind,
     UnitAssignment,
 )
@@ -299,8 +304,12 @@ class Preview:
             "changed": len(self.changed),
             "leaving": len(self.leaving),
             "unchanged": self.unchanged,
-            "errors": len(self.errors),
+            "errors": self.rows_in_error,
         }
+
+    @property
+    def rows_in_error(self) -> int:
+        return len({error.row for error in self.errors})
 
     def leaving_share(self, in_scope: int) -> float:
         return len(self.leaving) / in_scope if in_scope else 0.0
@@ -429,6 +438,7 @@ def apply(
     result: Preview,
     *,
     actor_label: str,
+    actor: StaffUser | None = None,
     phone_region: str,
     confirm_leaving: bool = False,
     leaving_threshold: float = 0.2,
@@ -437,7 +447,7 @@ def apply(
     if result.errors:
         raise Conflict(
             N_("%(count)s rows have errors: nothing was imported. Correct the file and try again."),
-            count=len(result.errors),
+            count=result.rows_in_error,
         )
     already = db.execute(
         select(RosterImport.id).where(
@@ -503,7 +513,7 @@ def apply(
     audit.record(
         db,
         organization=org,
-        actor=None,
+        actor=actor,
         actor_label=actor_label,
         action="roster.imported",
         object_type="roster_import",
@@ -522,6 +532,172 @@ def parse_mapping(spec: str) -> dict[str, str]:
             raise BadRequest(N_("Unknown field in the mapping: %(field)s"), field=name.strip())
         mapping[name.strip()] = header.strip()
     return mapping
+
+
+# -- uploads through the pages -------------------------------------------------------------------
+
+
+def store_upload(
+    db: Session,
+    org: Organization,
+    *,
+    actor: StaffUser,
+    file_name: str,
+    data: bytes,
+    scope: ImportScope,
+    unit: BargainingUnit | None,
+    effective: date,
+    source: str,
+) -> RosterUpload:
+    """Keep an uploaded file for the next steps, with a first guess at its columns (the
+    mapping saved for this source, when the file has all its columns)."""
+    rosters.require_union(org)
+    roster = read_roster(file_name, data)  # refuses an unreadable file before storing it
+    if scope == ImportScope.UNIT and unit is None:
+        raise BadRequest(N_("Choose the bargaining unit this file is for."))
+    source = source.strip()[:100]
+    mapping = guess_mapping(roster.headers)
+    saved = db.execute(
+        select(ColumnMapping).where(
+            ColumnMapping.organization_id == org.id, ColumnMapping.source == source
+        )
+    ).scalar_one_or_none()
+    if source and saved and set(saved.mapping.values()) <= set(roster.headers):
+        mapping = dict(saved.mapping)
+    upload = RosterUpload(
+        organization_id=org.id,
+        file_name=file_name[:255] or "roster.csv",
+        data=data,
+        digest=roster.digest,
+        source=source,
+        scope=scope,
+        unit_id=unit.id if unit else None,
+        effective_date=effective,
+        mapping=mapping,
+        created_by_id=actor.id,
+    )
+    db.add(upload)
+    db.flush()
+    return upload
+
+
+def get_upload(db: Session, org: Organization, upload_id: uuid.UUID) -> RosterUpload:
+    """An upload of *this* organization; anyone else's is 404."""
+    stmt = select(RosterUpload).where(
+        RosterUpload.id == upload_id, RosterUpload.organization_id == org.id
+    )
+    upload = db.execute(stmt).scalar_one_or_none()
+    if upload is None:
+        raise NotFound()
+    return upload
+
+
+def roster_of(upload: RosterUpload) -> RosterFile:
+    return read_roster(upload.file_name, upload.data)
+
+
+def set_mapping(
+    db: Session, org: Organization, upload: RosterUpload, mapping: Mapping[str, str]
+) -> None:
+    """Use these columns for this upload, and remember them for its source."""
+    headers = set(roster_of(upload).headers)
+    clean = {k: v for k, v in mapping.items() if v}
+    unknown_fields = set(clean) - set(SYNONYMS)
+    if unknown_fields or not set(clean.values()) <= headers:
+        raise BadRequest(
+            N_("The mapping names columns the file does not have: %(columns)s"),
+            columns=", ".join(sorted(set(clean.values()) - headers) or unknown_fields),
+        )
+    if "member_number" not in clean:
+        raise BadRequest(N_("Map a column to the member number: every row needs one."))
+    upload.mapping = clean
+    if upload.source:
+        saved = db.execute(
+            select(ColumnMapping).where(
+                ColumnMapping.organization_id == org.id, ColumnMapping.source == upload.source
+            )
+        ).scalar_one_or_none()
+        if saved is None:
+            db.add(ColumnMapping(organization_id=org.id, source=upload.source, mapping=clean))
+        else:
+            saved.mapping = clean
+            saved.updated_at = utcnow()
+    db.flush()
+
+
+def preview_upload(
+    db: Session, org: Organization, upload: RosterUpload, phone_region: str
+) -> Preview:
+    unit = db.get(BargainingUnit, upload.unit_id) if upload.unit_id else None
+    return preview(
+        db,
+        org,
+        roster_of(upload),
+        mapping=upload.mapping,
+        scope=upload.scope,
+        unit=unit,
+        effective=upload.effective_date,
+        phone_region=phone_region,
+    )
+
+
+def apply_upload(
+    db: Session,
+    org: Organization,
+    upload: RosterUpload,
+    *,
+    actor: StaffUser,
+    phone_region: str,
+    confirm_leaving: bool,
+) -> RosterImport:
+    """Apply an upload once: a second apply of the same preview is refused."""
+    # Row-locked and re-read: of two clicks on Apply, the second waits for the first and then
+    # sees it done (SQLite's write lock serializes them anyway).
+    upload = db.execute(
+        select(RosterUpload)
+        .where(RosterUpload.id == upload.id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).scalar_one()
+    if upload.roster_import_id is not None:
+        raise Conflict(N_("This file was already imported."))
+    result = preview_upload(db, org, upload, phone_region)
+    record = apply(
+        db,
+        org,
+        result,
+        actor=actor,
+        actor_label=actor.email,
+        phone_region=phone_region,
+        confirm_leaving=confirm_leaving,
+    )
+    upload.roster_import_id = record.id
+    db.flush()
+    return record
+
+
+def list_imports(db: Session, org: Organization, limit: int = 50) -> list[RosterImport]:
+    stmt = (
+        select(RosterImport)
+        .where(RosterImport.organization_id == org.id)
+        .order_by(RosterImport.created_at.desc())
+        .limit(limit)
+    )
+    return list(db.scalars(stmt))
+
+
+def neutralize(cell: str) -> str:
+    """A cell a spreadsheet would run as a formula, made plain text (OWASP's advice)."""
+    return "'" + cell if cell[:1] in ("=", "+", "-", "@", "\t", "\r") else cell
+
+
+def errors_csv(errors: list[RowError]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["row", "column", "problem"])
+    for error in errors:
+        writer.writerow([error.row, neutralize(error.column), neutralize(error.message)])
+    return out.getvalue()
 
 
 __all__ = [

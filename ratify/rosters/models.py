@@ -6,7 +6,7 @@ import uuid
 from datetime import date, datetime
 from enum import StrEnum
 
-from sqlalchemy import JSON, Enum, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Enum, ForeignKey, Index, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ratify.db import Base, UUIDPrimaryKey, utcnow
@@ -134,3 +134,37 @@ class RosterImport(UUIDPrimaryKey, Base):
     counts: Mapped[dict[str, int]] = mapped_column(JSON, default=dict)
     actor_label: Mapped[str] = mapped_column(String(254))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class RosterUpload(UUIDPrimaryKey, Base):
+    """A roster file uploaded through the pages, kept (in the database, so any app process can
+    continue the steps) from upload through mapping and preview until it is applied."""
+
+    __tablename__ = "roster_uploads"
+
+    organization_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organizations.id"), index=True)
+    file_name: Mapped[str] = mapped_column(String(255))
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    digest: Mapped[str] = mapped_column(String(64))
+    source: Mapped[str] = mapped_column(String(100), default="")
+    scope: Mapped[ImportScope] = mapped_column(
+        Enum(ImportScope, native_enum=False, length=20, values_callable=_values)
+    )
+    unit_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("bargaining_units.id"))
+    effective_date: Mapped[date]
+    mapping: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    roster_import_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("roster_imports.id"))
+    created_by_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("staff_users.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ColumnMapping(UUIDPrimaryKey, Base):
+    """The column mapping last used for a source (a payroll export, say), offered again."""
+
+    __tablename__ = "column_mappings"
+    __table_args__ = (UniqueConstraint("organization_id", "source"),)
+
+    organization_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organizations.id"))
+    source: Mapped[str] = mapped_column(String(100))
+    mapping: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)

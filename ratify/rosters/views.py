@@ -1,15 +1,19 @@
-"""Bargaining-unit pages: list, create, edit, archive and restore."""
+"""Roster pages: bargaining units, members, and importing roster files."""
 
 from __future__ import annotations
 
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
+
+from starlette.datastructures import UploadFile
 from starlette.responses import Response
 
 from ratify.authz import Permission
-from ratify.errors import N_
-from ratify.rosters import queries
+from ratify.errors import N_, RatifyError
+from ratify.rosters import imports, queries
 from ratify.rosters import services as rosters
 from ratify.rosters.forms import parse_unit_form
-from ratify.rosters.models import BargainingUnit
+from ratify.rosters.models import BargainingUnit, ImportScope, RosterUpload
 from ratify.web.routing import ViewContext, page
 
 
@@ -181,4 +185,208 @@ def member_detail(ctx: ViewContext) -> Response:
 ROUTES += [
     page("/o/{slug}/members", members_list, access=Permission.MEMBERS_READ),
     page("/o/{slug}/members/{member_id}", member_detail, access=Permission.MEMBERS_READ),
+]
+
+
+# -- roster imports ---------------------------------------------------------------------------
+
+SCOPES = {
+    "unit": ImportScope.UNIT,
+    "unit_column": ImportScope.UNIT_COLUMN,
+    "update_only": ImportScope.UPDATE_ONLY,
+}
+SHOWN = 100  # rows of each kind shown on the preview page
+
+
+def imports_index(ctx: ViewContext, status_code: int = 200, **extra: object) -> Response:
+    assert ctx.org is not None
+    rosters.require_union(ctx.org)
+    context: dict[str, object] = {
+        "history": imports.list_imports(ctx.db, ctx.org),
+        "units": rosters.list_units(ctx.db, ctx.org),
+        "today": datetime.now(ZoneInfo(ctx.org.timezone)).date().isoformat(),
+    }
+    context.update(extra)
+    return ctx.render("rosters/imports.html", status_code=status_code, **context)
+
+
+def imports_upload(ctx: ViewContext) -> Response:
+    assert ctx.org is not None and ctx.user is not None and ctx.form is not None
+    rosters.require_union(ctx.org)
+    values = {name: ctx.field(name) for name in ("scope", "unit", "effective", "source")}
+    errors: dict[str, str] = {}
+    file = ctx.form.get("file")
+    if not isinstance(file, UploadFile) or not file.filename:
+        errors["file"] = ctx.gettext(N_("Choose the roster file to upload."))
+    scope = SCOPES.get(values["scope"])
+    if scope is None:
+        errors["scope"] = ctx.gettext(N_("Choose what the file covers."))
+    unit = None
+    if scope == ImportScope.UNIT:
+        unit = next(
+            (u for u in rosters.list_units(ctx.db, ctx.org) if str(u.id) == values["unit"]), None
+        )
+        if unit is None:
+            errors["unit"] = ctx.gettext(N_("Choose the bargaining unit this file is for."))
+    try:
+        effective = date.fromisoformat(values["effective"])
+    except ValueError:
+        errors["effective"] = ctx.gettext(N_("Enter the date as YYYY-MM-DD."))
+    if errors:
+        return imports_index(ctx, 400, errors=errors, values=values)
+    assert isinstance(file, UploadFile) and scope is not None
+    try:
+        upload = imports.store_upload(
+            ctx.db,
+            ctx.org,
+            actor=ctx.user,
+            file_name=file.filename or "roster.csv",
+            data=file.file.read(),
+            scope=scope,
+            unit=unit,
+            effective=effective,
+            source=values["source"],
+        )
+    except RatifyError as exc:
+        return imports_index(
+            ctx,
+            exc.status_code,
+            errors={"file": ctx.gettext(exc.message, **exc.params)},
+            values=values,
+        )
+    return ctx.redirect(ctx.org_url("import_map", upload_id=upload.id))
+
+
+def _upload(ctx: ViewContext) -> RosterUpload:
+    assert ctx.org is not None
+    rosters.require_union(ctx.org)
+    return imports.get_upload(ctx.db, ctx.org, ctx.path_uuid("upload_id"))
+
+
+def import_map(ctx: ViewContext, status_code: int = 200, problem: str | None = None) -> Response:
+    upload = _upload(ctx)
+    roster = imports.roster_of(upload)
+    return ctx.render(
+        "rosters/import_map.html",
+        status_code=status_code,
+        upload=upload,
+        headers=roster.headers,
+        row_count=len(roster.rows),
+        fields=[(name, ctx.gettext(label)) for name, label in FIELD_LABELS.items()],
+        problem=problem,
+    )
+
+
+def import_map_save(ctx: ViewContext) -> Response:
+    assert ctx.org is not None
+    upload = _upload(ctx)
+    mapping = {name: ctx.field(f"map_{name}") for name in FIELD_LABELS}
+    try:
+        imports.set_mapping(ctx.db, ctx.org, upload, mapping)
+    except RatifyError as exc:
+        return import_map(ctx, exc.status_code, ctx.gettext(exc.message, **exc.params))
+    return ctx.redirect(ctx.org_url("import_preview", upload_id=upload.id))
+
+
+def import_preview(
+    ctx: ViewContext, status_code: int = 200, problem: str | None = None
+) -> Response:
+    assert ctx.org is not None
+    upload = _upload(ctx)
+    result = imports.preview_upload(ctx.db, ctx.org, upload, ctx.app.settings.phone_region)
+    in_scope = imports.scope_size(ctx.db, ctx.org, result)
+    return ctx.render(
+        "rosters/import_preview.html",
+        status_code=status_code,
+        upload=upload,
+        result=result,
+        counts=result.counts(),
+        shown=SHOWN,
+        needs_confirmation=result.leaving_share(in_scope) > 0.2,
+        field_labels={k: ctx.gettext(v) for k, v in {**FIELD_LABELS, **STATUS_FIELDS}.items()},
+        problem=problem,
+    )
+
+
+def import_apply(ctx: ViewContext) -> Response:
+    assert ctx.org is not None and ctx.user is not None
+    upload = _upload(ctx)
+    try:
+        imports.apply_upload(
+            ctx.db,
+            ctx.org,
+            upload,
+            actor=ctx.user,
+            phone_region=ctx.app.settings.phone_region,
+            confirm_leaving=ctx.field("confirm_leaving") == "yes",
+        )
+    except RatifyError as exc:
+        return import_preview(ctx, exc.status_code, ctx.gettext(exc.message, **exc.params))
+    return ctx.redirect(ctx.org_url("imports_index") + "?applied=1")
+
+
+def import_errors_csv(ctx: ViewContext) -> Response:
+    assert ctx.org is not None
+    upload = _upload(ctx)
+    result = imports.preview_upload(ctx.db, ctx.org, upload, ctx.app.settings.phone_region)
+    translated = [imports.RowError(e.row, e.column, ctx.gettext(e.message)) for e in result.errors]
+    return Response(
+        imports.errors_csv(translated),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": 'attachment; filename="roster-errors.csv"'},
+    )
+
+
+STATUS_FIELDS = {"membership_status": N_("Membership"), "employment_status": N_("Employment")}
+FIELD_LABELS = {
+    "member_number": N_("Member number"),
+    "first_name": N_("First name"),
+    "last_name": N_("Last name"),
+    "email": N_("Email"),
+    "phone": N_("Phone"),
+    "preferred_language": N_("Preferred language"),
+    "address_line1": N_("Address"),
+    "address_line2": N_("Address, second line"),
+    "city": N_("City"),
+    "region": N_("State or province"),
+    "postal_code": N_("Postal code"),
+    "country": N_("Country"),
+    "worksite": N_("Worksite"),
+    "classification": N_("Classification"),
+    "hire_date": N_("Hire date"),
+    "join_date": N_("Join date"),
+    "birth_date": N_("Birth date"),
+    "unit": N_("Bargaining unit"),
+    "membership_status": N_("Membership"),
+    "employment_status": N_("Employment"),
+}
+
+ROUTES += [
+    page("/o/{slug}/imports", imports_index, access=Permission.ROSTER_IMPORT),
+    page(
+        "/o/{slug}/imports",
+        imports_upload,
+        access=Permission.ROSTER_IMPORT,
+        methods=["POST"],
+        upload=True,
+    ),
+    page("/o/{slug}/imports/{upload_id}/map", import_map, access=Permission.ROSTER_IMPORT),
+    page(
+        "/o/{slug}/imports/{upload_id}/map",
+        import_map_save,
+        access=Permission.ROSTER_IMPORT,
+        methods=["POST"],
+    ),
+    page("/o/{slug}/imports/{upload_id}", import_preview, access=Permission.ROSTER_IMPORT),
+    page(
+        "/o/{slug}/imports/{upload_id}/apply",
+        import_apply,
+        access=Permission.ROSTER_IMPORT,
+        methods=["POST"],
+    ),
+    page(
+        "/o/{slug}/imports/{upload_id}/errors.csv",
+        import_errors_csv,
+        access=Permission.ROSTER_IMPORT,
+    ),
 ]

@@ -167,11 +167,11 @@ class RatifyRoute(Route):
         access: RouteAccess,
         methods: Sequence[str],
         name: str | None,
-        max_body: int | None,
+        upload: bool,
     ) -> None:
         self.access = access
         self.view = view
-        self.max_body = max_body
+        self.upload = upload  # accepts a file: the larger RATIFY_MAX_UPLOAD_BYTES applies
         super().__init__(path, self._endpoint, methods=list(methods), name=name or view.__name__)
 
     async def _endpoint(self, request: Request) -> Response:
@@ -181,8 +181,11 @@ class RatifyRoute(Route):
             try:
                 form = await read_form(
                     request,
-                    max_bytes=self.max_body or state.settings.max_body_bytes,
+                    max_bytes=state.settings.max_upload_bytes
+                    if self.upload
+                    else state.settings.max_body_bytes,
                     max_fields=state.settings.max_form_fields,
+                    max_files=1 if self.upload else 0,
                 )
             except ClientDisconnect:
                 return Response(status_code=400)  # nobody is listening any more
@@ -260,9 +263,9 @@ def page(
     access: RouteAccess,
     methods: Sequence[str] = ("GET",),
     name: str | None = None,
-    max_body: int | None = None,
+    upload: bool = False,
 ) -> RatifyRoute:
-    return RatifyRoute(path, view, access=access, methods=methods, name=name, max_body=max_body)
+    return RatifyRoute(path, view, access=access, methods=methods, name=name, upload=upload)
 
 
 def current_user(request: Request, db: Session, state: AppState) -> StaffUser | None:
@@ -301,7 +304,9 @@ def safe_next(target: str | None, default: str = "/") -> str:
     return target
 
 
-async def read_form(request: Request, *, max_bytes: int, max_fields: int) -> FormData:
+async def read_form(
+    request: Request, *, max_bytes: int, max_fields: int, max_files: int = 0
+) -> FormData:
     """Read a form submission, refusing (413) more bytes or fields than allowed without
     reading further."""
     length = request.headers.get("content-length")
@@ -326,7 +331,7 @@ async def read_form(request: Request, *, max_bytes: int, max_fields: int) -> For
             form = await MultiPartParser(
                 request.headers,
                 limited(),
-                max_files=10,
+                max_files=max_files,
                 max_fields=max_fields,
                 max_part_size=max_bytes,
             ).parse()
@@ -335,6 +340,8 @@ async def read_form(request: Request, *, max_bytes: int, max_fields: int) -> For
         else:
             raise BadRequest(N_("Send this form from the page that shows it."))
     except MultiPartException as exc:
+        if exc.message.startswith("Too many files"):
+            raise BadRequest(N_("This form takes no files.")) from None
         if "Too many" in exc.message or "exceeded maximum size" in exc.message:
             raise PayloadTooLarge(
                 N_("The form has too many fields or a field is too large.")

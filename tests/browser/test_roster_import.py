@@ -1,0 +1,76 @@
+"""Importing a roster through the upload, mapping and preview pages, on a phone and a laptop."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, Page, expect
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from ratify.authz import Role
+from ratify.rosters.models import Member
+from ratify.rosters.services import UnitFields, create_unit
+from tests.browser.test_staff_flow import accessible, record_cookies, sign_in
+from tests.conftest import SecretLedger
+from tests.factories import make_org, make_user
+
+pytestmark = [pytest.mark.browser]
+
+ROSTER = "Emp ID;Surname;Given Name;Cell\n1001;Muñoz;José;(415) 555-0132\n1002;Okafor;Ben;\n"
+VIEWPORTS = {
+    "phone": {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True},
+    "laptop": {"viewport": {"width": 1280, "height": 800}},
+}
+
+
+@pytest.mark.parametrize("device", ["phone", "laptop"])
+def test_staff_import_a_roster_through_the_pages(
+    browser: Browser,
+    live_server: str,
+    live_sessions: sessionmaker[Session],
+    secret_ledger: SecretLedger,
+    tmp_path: Path,
+    device: str,
+) -> None:
+    with live_sessions() as s, s.begin():
+        org = make_org(s)
+        create_unit(s, org, actor=None, fields=UnitFields("RN", "Registered Nurses", "", ""))
+        email, slug = make_user(s, org, Role.STAFF).email, org.slug
+    roster = tmp_path / "payroll.csv"
+    roster.write_bytes(ROSTER.encode("cp1252"))  # a Windows export, semicolons
+    context = browser.new_context(**VIEWPORTS[device])  # type: ignore[arg-type]
+    page: Page = context.new_page()
+    try:
+        sign_in(page, live_server, email)
+        page.goto(f"{live_server}/o/{slug}/imports")
+        accessible(page)
+        page.get_by_label("Roster file (CSV)").set_input_files(str(roster))
+        page.get_by_label("Bargaining unit (for a one-unit file)").select_option(
+            label="RN · Registered Nurses"
+        )
+        page.get_by_role("button", name="Upload and check columns").click()
+
+        expect(page.get_by_role("heading", level=1)).to_have_text("Check the columns")
+        expect(page.get_by_label("Member number")).to_have_value("Emp ID")  # guessed
+        page.get_by_label("Phone", exact=True).select_option("Cell")
+        accessible(page)
+        page.get_by_role("button", name="Preview the changes").click()
+
+        expect(page.get_by_role("heading", level=1)).to_have_text("Preview the changes")
+        expect(page.get_by_text("New members: 2")).to_be_visible()
+        expect(page.get_by_text("Muñoz, José")).to_be_visible()
+        accessible(page)
+        page.get_by_role("button", name="Apply these changes").click()
+
+        expect(page.get_by_text("The roster was imported.")).to_be_visible()
+        expect(page.get_by_text("payroll.csv")).to_be_visible()
+        accessible(page)
+        record_cookies(page, secret_ledger)
+    finally:
+        context.close()
+    with live_sessions() as s:
+        members = {m.member_number: m for m in s.scalars(select(Member))}
+    assert sorted(members) == ["1001", "1002"]
+    assert members["1001"].last_name == "Muñoz" and members["1001"].phone == "+14155550132"
