@@ -450,3 +450,61 @@ def import_roster(
                 click.echo(f"applied: import {record.id}")
     except RatifyError as exc:
         raise click.ClickException(_explain(exc)) from None
+
+
+@main.command("import-dues")
+@click.option("--org", "slug", required=True, help="Slug of a union organization.")
+@click.option(
+    "--received",
+    type=click.DateTime(["%Y-%m-%d"]),
+    help="Date the remittance arrived (default: today).",
+)
+@click.option(
+    "--apply",
+    "do_apply",
+    is_flag=True,
+    help="Record the payments (all or nothing). Without it: preview only.",
+)
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+def import_dues(slug: str, received: Any, do_apply: bool, file: str) -> None:
+    """Preview (and with --apply, record) a dues remittance (check-off) CSV.
+
+    Columns for the member number, the period (2026-10) and the amount are guessed from the
+    headers. With --apply, any row in error means nothing is written and the command exits
+    non-zero.
+    """
+    from datetime import datetime
+    from pathlib import Path
+    from zoneinfo import ZoneInfo
+
+    from ratify.errors import NotFound
+    from ratify.orgs.services import get_by_slug
+    from ratify.rosters import dues, imports
+
+    settings = _settings()
+    path = Path(file)
+    try:
+        roster = imports.read_roster(path.name, path.read_bytes())
+        mapping = dues.guess_dues_mapping(roster.headers)
+        with _transaction(settings) as db:
+            try:
+                org = get_by_slug(db, slug)
+            except NotFound:
+                raise click.ClickException(
+                    f"no union organization with the slug {slug!r}"
+                ) from None
+            on = received.date() if received else datetime.now(ZoneInfo(org.timezone)).date()
+            result = dues.preview_dues(db, org, roster, mapping=mapping, received_on=on)
+            click.echo("columns: " + ", ".join(f"{k}={v}" for k, v in sorted(mapping.items())))
+            click.echo(
+                "rows {rows}: payments {payments} for {members} members, in error {errors}".format(
+                    **result.counts()
+                )
+            )
+            for error in result.errors[:20]:
+                click.echo(f"  row {error.row}, column {error.column!r}: {error.message}")
+            if do_apply:
+                record = dues.apply_dues(db, org, result, actor_label="cli")
+                click.echo(f"applied: import {record.id}")
+    except RatifyError as exc:
+        raise click.ClickException(_explain(exc)) from None

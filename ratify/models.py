@@ -8,6 +8,7 @@ from ratify.orgs.models import Organization
 from ratify.rosters.models import (
     BargainingUnit,
     ColumnMapping,
+    DuesPayment,
     Member,
     MemberStatusPeriod,
     RosterImport,
@@ -22,6 +23,7 @@ __all__ = [
     "BargainingUnit",
     "Base",
     "ColumnMapping",
+    "DuesPayment",
     "Job",
     "Member",
     "MemberStatusPeriod",

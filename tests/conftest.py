@@ -161,9 +161,23 @@ def _postgres_databases(names: list[str]) -> list[str]:
     ]
 
 
+def _drop_postgres_databases(names: list[str]) -> None:
+    admin = create_engine(
+        os.environ.get("RATIFY_TEST_DATABASE_URL") or DEFAULT_PG_URL, isolation_level="AUTOCOMMIT"
+    )
+    try:
+        with admin.connect() as conn:
+            for name in names:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    finally:
+        admin.dispose()
+
+
 @pytest.fixture(scope="session")
-def database_urls(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    names = [f"ratify_test_{WORKER}", f"ratify_test_{WORKER}_live"]
+def database_urls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    # Named for this run too, so that two runs on one machine never drop each other's.
+    run = (os.environ.get("PYTEST_XDIST_TESTRUNUID") or f"p{os.getpid()}")[:8]
+    names = [f"ratify_t_{run}_{WORKER}", f"ratify_t_{run}_{WORKER}_live"]
     if ENGINE == "postgresql":
         urls = _postgres_databases(names)
     elif ENGINE == "sqlite":
@@ -173,7 +187,9 @@ def database_urls(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
         raise pytest.UsageError(f"RATIFY_TEST_DB must be sqlite or postgresql, not {ENGINE!r}")
     for url in urls:
         upgrade(url)
-    return {"rollback": urls[0], "live": urls[1]}
+    yield {"rollback": urls[0], "live": urls[1]}
+    if ENGINE == "postgresql":
+        _drop_postgres_databases(names)
 
 
 @pytest.fixture(scope="session")

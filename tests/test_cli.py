@@ -219,3 +219,29 @@ def test_import_roster_previews_applies_and_refuses_errors(run, live_sessions, t
         assert len(db.scalars(select(RosterImport)).all()) == 1
     usage = run("import-roster", "--org", "local9", str(good))
     assert usage.exit_code == 2 and "choose exactly one" in usage.output
+
+
+def test_import_dues(run, live_sessions, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from ratify.rosters.models import DuesPayment
+
+    run("create-org", "--slug", "local5", "--name", "Local 5", "--kind", "union")
+    run("create-unit", "--org", "local5", "--code", "RN", "--name", "Nurses")
+    roster = tmp_path / "roster.csv"
+    roster.write_text("Member ID,Last Name\n1,Lee\n")
+    run("import-roster", "--org", "local5", "--unit", "RN", "--apply", str(roster))
+    checkoff = tmp_path / "checkoff.csv"
+    checkoff.write_text("Member ID,Period,Amount\n1,2026-10,$45.00\n2,2026-10,45\n")
+    bad = run(
+        "import-dues", "--org", "local5", "--received", "2026-11-02", "--apply", str(checkoff)
+    )
+    assert (
+        bad.exit_code == 1 and "row 3, column 'Member ID': No member has this number." in bad.output
+    )
+    checkoff.write_text("Member ID,Period,Amount\n1,2026-10,$45.00\n")
+    good = run(
+        "import-dues", "--org", "local5", "--received", "2026-11-02", "--apply", str(checkoff)
+    )
+    assert good.exit_code == 0 and "payments 1 for 1 members, in error 0" in good.output
+    with live_sessions() as db:
+        payments = db.scalars(select(DuesPayment)).all()
+        assert [(p.period.isoformat(), p.amount_cents) for p in payments] == [("2026-10-01", 4500)]

@@ -26,4 +26,6 @@ class Organization(UUIDPrimaryKey, Base):
     )
     default_language: Mapped[str] = mapped_column(String(10), default="en")
     timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+    # Good standing: a member is in arrears by at most this many months (unions' usual grace).
+    dues_grace_months: Mapped[int] = mapped_column(default=2, server_default="2")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

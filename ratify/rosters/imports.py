@@ -88,7 +88,7 @@ DATE_FORMATS = ("%Y-%m-%d", "%m/%d/%Y", "%m/%d/%y", "%Y/%m/%d", "%d.%m.%Y", "%b 
 EXCEL_EPOCH = date(1899, 12, 30)
 
 
-def _words(text: str) -> str:
+def words(text: str) -> str:
     return " ".join(re.sub(r"[^0-9a-z]+", " ", text.lower()).split())
 
 
@@ -144,10 +144,10 @@ def read_roster(file_name: str, data: bytes) -> RosterFile:
 def guess_mapping(headers: list[str]) -> dict[str, str]:
     """Field name -> header, from the words in each header (exact synonyms first)."""
     mapping: dict[str, str] = {}
-    normalized = {h: _words(h) for h in headers}
-    for fieldname, words in SYNONYMS.items():
+    normalized = {h: words(h) for h in headers}
+    for fieldname, synonyms in SYNONYMS.items():
         for header, norm in normalized.items():
-            if norm in words and header not in mapping.values():
+            if norm in synonyms and header not in mapping.values():
                 mapping[fieldname] = header
                 break
     return mapping
@@ -234,13 +234,13 @@ def check_rows(
                 values[name] = raw
         membership = employment = None
         if "membership_status" in mapping:
-            membership = MEMBERSHIP_WORDS.get(_words(cell("membership_status")))
+            membership = MEMBERSHIP_WORDS.get(words(cell("membership_status")))
             if membership is None:
                 problems.append(
                     RowError(number, mapping["membership_status"], N_("Unknown membership status."))
                 )
         if "employment_status" in mapping:
-            employment = EMPLOYMENT_WORDS.get(_words(cell("employment_status")))
+            employment = EMPLOYMENT_WORDS.get(words(cell("employment_status")))
             if employment is None:
                 problems.append(
                     RowError(number, mapping["employment_status"], N_("Unknown employment status."))

@@ -115,6 +115,7 @@ class ImportScope(StrEnum):
     UNIT = "unit"  # one unit: members of it not in the file are leaving
     UNIT_COLUMN = "unit_column"  # the units named in a column: leaving computed for those
     UPDATE_ONLY = "update_only"  # adds and changes; never marks anyone as leaving
+    DUES = "dues"  # a dues remittance (check-off) file
 
 
 class RosterImport(UUIDPrimaryKey, Base):
@@ -168,3 +169,20 @@ class ColumnMapping(UUIDPrimaryKey, Base):
     source: Mapped[str] = mapped_column(String(100))
     mapping: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class DuesPayment(UUIDPrimaryKey, Base):
+    """Dues for one month (``period``: the month's first day), from a remittance (check-off)
+    import or a manual correction. Good standing is computed from these, never stored."""
+
+    __tablename__ = "dues_payments"
+    __table_args__ = (Index("ix_dues_payments_member_period", "member_id", "period"),)
+
+    organization_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organizations.id"), index=True)
+    member_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("members.id"))
+    period: Mapped[date]
+    amount_cents: Mapped[int]
+    received_on: Mapped[date]
+    source: Mapped[str] = mapped_column(String(255))  # a file name, or "correction"
+    reason: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -10,7 +10,7 @@ from starlette.responses import Response
 
 from ratify.authz import Permission
 from ratify.errors import N_, RatifyError
-from ratify.rosters import imports, queries
+from ratify.rosters import dues, imports, queries
 from ratify.rosters import services as rosters
 from ratify.rosters.forms import parse_unit_form
 from ratify.rosters.models import BargainingUnit, ImportScope, RosterUpload
@@ -168,12 +168,23 @@ def members_list(ctx: ViewContext) -> Response:
     )
 
 
-def member_detail(ctx: ViewContext) -> Response:
+def member_detail(
+    ctx: ViewContext, status_code: int = 200, errors: dict[str, str] | None = None
+) -> Response:
     assert ctx.org is not None
     rosters.require_union(ctx.org)
     member = queries.get_member(ctx.db, ctx.org, ctx.path_uuid("member_id"))
+    today = datetime.now(ZoneInfo(ctx.org.timezone)).date()
     return ctx.render(
         "rosters/member.html",
+        status_code=status_code,
+        errors=errors or {},
+        values={k: ctx.field(k) for k in ("period", "amount", "received", "reason")},
+        today=today.isoformat(),
+        paid_through=dues.paid_through(ctx.db, member, today),
+        arrears=dues.months_in_arrears(ctx.db, member, today),
+        good_standing=dues.in_good_standing(ctx.db, ctx.org, member, today),
+        payments=dues.history(ctx.db, member),
         member=member,
         history=queries.member_history(ctx.db, member),
         contacts=ctx.can(Permission.MEMBER_CONTACTS_READ),
@@ -182,8 +193,47 @@ def member_detail(ctx: ViewContext) -> Response:
     )
 
 
+def dues_correct(ctx: ViewContext) -> Response:
+    assert ctx.org is not None and ctx.user is not None
+    rosters.require_union(ctx.org)
+    member = queries.get_member(ctx.db, ctx.org, ctx.path_uuid("member_id"))
+    errors: dict[str, str] = {}
+    period = dues.parse_period(ctx.field("period"))
+    if period is None:
+        errors["period"] = ctx.gettext(N_("This is not a month (use 2026-10)."))
+    amount = dues.parse_amount(ctx.field("amount"))
+    if amount is None:
+        errors["amount"] = ctx.gettext(N_("This is not an amount."))
+    try:
+        received = date.fromisoformat(ctx.field("received"))
+    except ValueError:
+        errors["received"] = ctx.gettext(N_("Enter the date as YYYY-MM-DD."))
+    if not ctx.field("reason").strip():
+        errors["reason"] = ctx.gettext(N_("Say why the dues record is being corrected."))
+    if errors:
+        return member_detail(ctx, 400, errors)
+    assert period is not None and amount is not None
+    dues.correct(
+        ctx.db,
+        ctx.org,
+        member,
+        actor=ctx.user,
+        period=period,
+        amount_cents=amount,
+        received_on=received,
+        reason=ctx.field("reason"),
+    )
+    return ctx.redirect(ctx.org_url("member_detail", member_id=member.id) + "#dues")
+
+
 ROUTES += [
     page("/o/{slug}/members", members_list, access=Permission.MEMBERS_READ),
+    page(
+        "/o/{slug}/members/{member_id}/dues",
+        dues_correct,
+        access=Permission.DUES_MANAGE,
+        methods=["POST"],
+    ),
     page("/o/{slug}/members/{member_id}", member_detail, access=Permission.MEMBERS_READ),
 ]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date
 
 import pytest
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ratify.authz import Role
@@ -115,3 +116,63 @@ def test_community_organizations_have_no_member_roster_pages(db: Session, client
     org = make_org(db, kind=OrgKind.COMMUNITY)
     login(client, make_user(db, org, Role.ADMIN).email)
     assert client.get(f"/o/{org.slug}/members").status_code == 404
+
+
+def test_dues_record_and_a_correction_on_the_member_page(db: Session, client) -> None:
+    from ratify.audit.models import AuditEvent
+    from ratify.rosters.models import DuesPayment
+    from tests.helpers import csrf_from
+
+    org, ada = _roster(db)
+    login(client, make_user(db, org, Role.STAFF).email)
+    page = client.get(f"/o/{org.slug}/members/{ada.id}").text
+    assert "nothing recorded" in page and "Correct the dues record" in page
+    token = csrf_from(client, f"/o/{org.slug}/members/{ada.id}")
+    bad = client.post(
+        f"/o/{org.slug}/members/{ada.id}/dues",
+        data={
+            "csrf_token": token,
+            "period": "soon",
+            "amount": "x",
+            "received": "2026-11-01",
+            "reason": "",
+        },
+    )
+    assert bad.status_code == 400
+    assert "This is not a month (use 2026-10)." in bad.text and "Say why" in bad.text
+    assert db.scalars(select(DuesPayment)).all() == []
+    good = client.post(
+        f"/o/{org.slug}/members/{ada.id}/dues",
+        data={
+            "csrf_token": token,
+            "period": "2026-10",
+            "amount": "45.00",
+            "received": "2026-11-01",
+            "reason": "Paid in cash",
+        },
+    )
+    assert good.status_code == 303
+    page = client.get(f"/o/{org.slug}/members/{ada.id}").text
+    assert "October 2026" in page and "correction: Paid in cash" in page
+    assert db.scalars(select(AuditEvent.action).where(AuditEvent.action == "dues.corrected")).all()
+
+
+def test_the_committee_sees_dues_but_cannot_correct_them(db: Session, client) -> None:
+    from tests.helpers import csrf_from
+
+    org, ada = _roster(db)
+    login(client, make_user(db, org, Role.COMMITTEE).email)
+    page = client.get(f"/o/{org.slug}/members/{ada.id}").text
+    assert "Paid through" in page and "Correct the dues record" not in page
+    token = csrf_from(client, f"/o/{org.slug}/members/{ada.id}")
+    response = client.post(
+        f"/o/{org.slug}/members/{ada.id}/dues",
+        data={
+            "csrf_token": token,
+            "period": "2026-10",
+            "amount": "45",
+            "received": "2026-11-01",
+            "reason": "x",
+        },
+    )
+    assert response.status_code == 403
