@@ -22,7 +22,7 @@ from ratify.rosters.models import (
 )
 
 
-def _in_force(
+def in_force(
     start: InstrumentedAttribute[date], end: InstrumentedAttribute[date | None], on: date
 ) -> ColumnElement[bool]:
     """start <= on < end (an open end is in force)."""
@@ -42,7 +42,7 @@ def status_on(db: Session, member: Member, kind: StatusKind, on: date) -> str | 
     stmt = select(MemberStatusPeriod.status).where(
         MemberStatusPeriod.member_id == member.id,
         MemberStatusPeriod.kind == kind,
-        _in_force(MemberStatusPeriod.start_date, MemberStatusPeriod.end_date, on),
+        in_force(MemberStatusPeriod.start_date, MemberStatusPeriod.end_date, on),
     )
     return db.execute(stmt).scalar_one_or_none()
 
@@ -53,7 +53,7 @@ def units_on(db: Session, member: Member, on: date) -> list[BargainingUnit]:
         .join(UnitAssignment, UnitAssignment.unit_id == BargainingUnit.id)
         .where(
             UnitAssignment.member_id == member.id,
-            _in_force(UnitAssignment.start_date, UnitAssignment.end_date, on),
+            in_force(UnitAssignment.start_date, UnitAssignment.end_date, on),
         )
         .order_by(BargainingUnit.code)
     )
@@ -71,7 +71,7 @@ def members_in_unit_on(
         .where(
             UnitAssignment.unit_id == unit.id,
             Member.organization_id == unit.organization_id,
-            _in_force(UnitAssignment.start_date, UnitAssignment.end_date, on),
+            in_force(UnitAssignment.start_date, UnitAssignment.end_date, on),
         )
     )
     if membership is not None:
@@ -80,7 +80,7 @@ def members_in_unit_on(
             and_(
                 MemberStatusPeriod.member_id == Member.id,
                 MemberStatusPeriod.kind == StatusKind.MEMBERSHIP,
-                _in_force(MemberStatusPeriod.start_date, MemberStatusPeriod.end_date, on),
+                in_force(MemberStatusPeriod.start_date, MemberStatusPeriod.end_date, on),
             ),
         ).where(MemberStatusPeriod.status.in_(membership))
     return stmt.order_by(Member.sort_name, Member.member_number)
@@ -90,7 +90,7 @@ def unit_counts_on(db: Session, org: Organization, on: date) -> list[tuple[Barga
     """Members per (unarchived) unit on a date: the counts everyone in the organization sees."""
     counted = (
         select(UnitAssignment.unit_id, func.count().label("n"))
-        .where(_in_force(UnitAssignment.start_date, UnitAssignment.end_date, on))
+        .where(in_force(UnitAssignment.start_date, UnitAssignment.end_date, on))
         .group_by(UnitAssignment.unit_id)
         .subquery()
     )
