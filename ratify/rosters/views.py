@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import csv
+import io
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
 from starlette.datastructures import UploadFile
 from starlette.responses import Response
 
+from ratify.audit import services as audit
 from ratify.authz import Permission
-from ratify.errors import N_, RatifyError
+from ratify.errors import N_, BadRequest, RatifyError
 from ratify.rosters import dues, imports, queries
+from ratify.rosters import eligibility as elig
 from ratify.rosters import services as rosters
 from ratify.rosters.forms import parse_unit_form
 from ratify.rosters.models import BargainingUnit, ImportScope, RosterUpload
@@ -439,4 +443,139 @@ ROUTES += [
         import_errors_csv,
         access=Permission.ROSTER_IMPORT,
     ),
+]
+
+
+# -- eligibility preview ------------------------------------------------------------------------
+
+MEMBERSHIP_CHOICES = ("member", "fee_payer", "non_member")
+EMPLOYMENT_CHOICES = ("active", "on_leave", "laid_off", "terminated")
+
+
+def _rule_from_query(
+    ctx: ViewContext,
+) -> tuple[elig.EligibilityRule | None, dict[str, object], dict[str, str]]:
+    """The rule in the page's query string (a GET form, so a preview can be bookmarked)."""
+    assert ctx.org is not None
+    params = ctx.request.query_params
+    today = datetime.now(ZoneInfo(ctx.org.timezone)).date()
+    units = rosters.list_units(ctx.db, ctx.org)
+    chosen_units = [u for u in units if str(u.id) in params.getlist("unit")]
+    form: dict[str, object] = {
+        "cutoff": params.get("cutoff", today.isoformat()),
+        "units": [str(u.id) for u in chosen_units]
+        if "run" in params
+        else [str(u.id) for u in units],
+        "membership": params.getlist("membership") if "run" in params else ["member"],
+        "employment": params.getlist("employment") if "run" in params else ["active", "on_leave"],
+        "good_standing": params.get("good_standing") == "1" if "run" in params else True,
+        "joined_days": params.get("joined_days", ""),
+    }
+    errors: dict[str, str] = {}
+    if "run" not in params:
+        return None, form, errors
+    try:
+        cutoff = date.fromisoformat(str(form["cutoff"]))
+    except ValueError:
+        errors["cutoff"] = ctx.gettext(N_("Enter the date as YYYY-MM-DD."))
+    if not chosen_units:
+        errors["unit"] = ctx.gettext(
+            N_("Choose at least one bargaining unit of this organization.")
+        )
+    joined_days: int | None = None
+    if form["joined_days"]:
+        try:
+            joined_days = int(str(form["joined_days"]))
+            if not 0 <= joined_days <= 36_500:
+                raise ValueError
+        except ValueError:
+            errors["joined_days"] = ctx.gettext(N_("Enter a number of days."))
+    if errors:
+        return None, form, errors
+    rule = elig.EligibilityRule(
+        cutoff=cutoff,
+        unit_ids=frozenset(u.id for u in chosen_units),
+        membership=frozenset(m for m in params.getlist("membership") if m in MEMBERSHIP_CHOICES),
+        good_standing=bool(form["good_standing"]),
+        employment=frozenset(e for e in params.getlist("employment") if e in EMPLOYMENT_CHOICES),
+        joined_days_before=joined_days,
+    )
+    return rule, form, errors
+
+
+def eligibility_preview(ctx: ViewContext) -> Response:
+    assert ctx.org is not None
+    rosters.require_union(ctx.org)
+    rule, form, errors = _rule_from_query(ctx)
+    preview = elig.evaluate(ctx.db, ctx.org, rule) if rule else None
+    shown: list[elig.Decision] = []
+    query = ctx.request.query_params.get("q", "").strip().lower()[:100]
+    if preview is not None:
+        shown = [
+            d
+            for d in preview.decisions
+            if not query or query in d.name.lower() or query == d.member_number.lower()
+        ][:500]
+    return ctx.render(
+        "rosters/eligibility.html",
+        status_code=400 if errors else 200,
+        units=rosters.list_units(ctx.db, ctx.org),
+        form=form,
+        errors=errors,
+        preview=preview,
+        shown=shown,
+        query=query,
+        reasons={k: ctx.gettext(v) for k, v in elig.REASONS.items()},
+        statuses={k: ctx.gettext(v) for k, v in STATUS_LABELS.items()},
+        membership_choices=MEMBERSHIP_CHOICES,
+        employment_choices=EMPLOYMENT_CHOICES,
+        export_query=str(ctx.request.query_params),
+    )
+
+
+def eligibility_csv(ctx: ViewContext) -> Response:
+    """The per-member list as CSV (names, numbers, units, reasons: no contact details). Every
+    export is recorded in the audit log."""
+    assert ctx.org is not None and ctx.user is not None
+    rosters.require_union(ctx.org)
+    rule, _, errors = _rule_from_query(ctx)
+    if rule is None or errors:
+        raise BadRequest(N_("Choose at least one bargaining unit of this organization."))
+    preview = elig.evaluate(ctx.db, ctx.org, rule)
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["member_number", "name", "units", "eligible", "reasons", "note"])
+    for d in preview.decisions:
+        writer.writerow(
+            [
+                imports.neutralize(d.member_number),
+                imports.neutralize(d.name),
+                " ".join(d.units),
+                "yes" if d.eligible else "no",
+                "; ".join(ctx.gettext(elig.REASONS[r]) for r in d.reasons),
+                imports.neutralize(d.note),
+            ]
+        )
+    audit.record(
+        ctx.db,
+        organization=ctx.org,
+        actor=ctx.user,
+        action="eligibility.exported",
+        object_type="eligibility_preview",
+        data={
+            "cutoff": rule.cutoff.isoformat(),
+            "units": sorted(str(u) for u in rule.unit_ids),
+            "rows": len(preview.decisions),
+        },
+    )
+    return Response(
+        out.getvalue(),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": 'attachment; filename="eligibility.csv"'},
+    )
+
+
+ROUTES += [
+    page("/o/{slug}/eligibility", eligibility_preview, access=Permission.ELIGIBILITY_PREVIEW),
+    page("/o/{slug}/eligibility.csv", eligibility_csv, access=Permission.ELIGIBILITY_PREVIEW),
 ]

@@ -170,6 +170,11 @@ def visit(
     expect(page.get_by_role("status")).to_have_text("0 found.")
     check_page(page, axe=axe)
 
+    nav.get_by_role("link", name="Who may vote").click()
+    page.get_by_role("button", name="Preview").click()
+    expect(page.get_by_text("Eligible: 0")).to_be_visible()
+    check_page(page, axe=axe)
+
     # The switcher is a plain <details>: it opens and its links work with or without scripts.
     switcher = page.locator("details.switcher")
     target = switcher.get_by_role("link", name=staff.name_b, exact=True)
