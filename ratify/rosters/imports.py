@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
+from python_calamine import CalamineWorkbook
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -114,10 +115,16 @@ def decode(data: bytes) -> str:
         return data.decode("cp1252", errors="replace")
 
 
+SPREADSHEET_MAGIC = (b"PK\x03\x04", b"\xd0\xcf\x11\xe0")  # .xlsx/.ods (zip), old .xls
+
+
 def read_roster(file_name: str, data: bytes) -> RosterFile:
-    """Parse a CSV roster: delimiter sniffed among , ; tab and |."""
+    """Parse a roster: a spreadsheet (.xlsx, .xls, .ods: its first sheet), or CSV with the
+    delimiter sniffed among , ; tab and |."""
     if not data.strip():
         raise RosterFileError(N_("The file is empty."))
+    if data.startswith(SPREADSHEET_MAGIC):
+        return _roster_from(file_name, data, _spreadsheet_rows(data))
     text = decode(data)
     try:
         dialect: type[csv.Dialect] | csv.Dialect = csv.Sniffer().sniff(
@@ -133,12 +140,43 @@ def read_roster(file_name: str, data: bytes) -> RosterFile:
         raise RosterFileError(
             N_("The file could not be read as CSV: %(problem)s"), problem=str(exc)
         ) from None
+    return _roster_from(file_name, data, table)
+
+
+def _roster_from(file_name: str, data: bytes, table: list[list[str]]) -> RosterFile:
     if len(table) < 2:
         raise RosterFileError(N_("The file needs a header row and at least one member."))
     headers = [h.strip() for h in table[0]]
     if len(headers) > MAX_COLUMNS:
         raise RosterFileError(N_("The file has more than %(max)s columns."), max=MAX_COLUMNS)
     return RosterFile(file_name, hashlib.sha256(data).hexdigest(), headers, table[1:])
+
+
+def _spreadsheet_rows(data: bytes) -> list[list[str]]:
+    """The first sheet's rows as text: whole numbers without ".0", dates as YYYY-MM-DD."""
+    try:
+        workbook = CalamineWorkbook.from_filelike(io.BytesIO(data))
+        rows = workbook.get_sheet_by_index(0).to_python(skip_empty_area=False)
+    except Exception:  # calamine raises several kinds for damaged or protected files
+        raise RosterFileError(N_("This spreadsheet could not be read.")) from None
+    table = []
+    for row in rows:
+        cells = [_cell_text(value) for value in row]
+        if any(cells):
+            table.append(cells)
+    return table
+
+
+def _cell_text(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return value.date().isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value).strip()
 
 
 def guess_mapping(headers: list[str]) -> dict[str, str]:

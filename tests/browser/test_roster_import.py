@@ -46,7 +46,7 @@ def test_staff_import_a_roster_through_the_pages(
         sign_in(page, live_server, email)
         page.goto(f"{live_server}/o/{slug}/imports")
         accessible(page)
-        page.get_by_label("Roster file (CSV)").set_input_files(str(roster))
+        page.get_by_label("Roster file (CSV or Excel)").set_input_files(str(roster))
         page.get_by_label("Bargaining unit (for a one-unit file)").select_option(
             label="RN · Registered Nurses"
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import io
 import re
 from datetime import date
 
@@ -265,3 +266,44 @@ def test_hostile_files_give_an_error_or_a_preview_and_write_nothing(
             phone_region="US",
         )
     assert db.execute(select(func.count()).select_from(Member)).scalar_one() == before
+
+
+def _xlsx(rows: list[list[object]]) -> bytes:
+    from openpyxl import Workbook
+
+    workbook = Workbook()
+    sheet = workbook.active
+    assert sheet is not None
+    for row in rows:
+        sheet.append(row)
+    out = io.BytesIO()
+    workbook.save(out)
+    return out.getvalue()
+
+
+def test_excel_rosters_are_read_like_csv(db: Session) -> None:
+    from datetime import datetime
+
+    data = _xlsx(
+        [
+            ["Member ID", "Last Name", "First Name", "Hire Date", "Phone"],
+            [1001, "Muñoz", "José", datetime(2019, 4, 2), "+1 415 555 0132"],  # noqa: DTZ001 (Excel has no zones)
+            [1002, "Lee", "Ann", None, None],
+        ]
+    )
+    roster = imports.read_roster("payroll.xlsx", data)
+    assert roster.headers == ["Member ID", "Last Name", "First Name", "Hire Date", "Phone"]
+    assert roster.rows[0] == ["1001", "Muñoz", "José", "2019-04-02", "+1 415 555 0132"]
+    assert roster.rows[1][:3] == ["1002", "Lee", "Ann"]
+    org, rn, _ = _org_with_units(db)
+    result = imports.preview(
+        db, org, roster, mapping=imports.guess_mapping(roster.headers), scope=ImportScope.UNIT,
+        unit=rn, effective=EFFECTIVE, phone_region="US",
+    )  # fmt: skip
+    assert result.counts()["new"] == 2 and not result.errors
+    assert result.new[0].fields.hire_date == date(2019, 4, 2)
+
+
+def test_a_damaged_spreadsheet_is_a_clear_error() -> None:
+    with pytest.raises(imports.RosterFileError, match="spreadsheet could not be read"):
+        imports.read_roster("broken.xlsx", b"PK\x03\x04" + b"\x00garbage" * 50)
