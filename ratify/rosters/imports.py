@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
 from python_calamine import CalamineWorkbook
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from ratify.accounts.models import StaffUser
@@ -508,18 +508,7 @@ def apply(
         for m in db.scalars(select(Member).where(Member.organization_id == org.id))
     }
     effective = result.effective
-    for row in result.new:
-        target = _target_unit(row, result.scope, result.unit)
-        rosters.add_member(
-            db,
-            org,
-            row.fields,
-            phone_region=phone_region,
-            effective=effective,
-            membership=row.membership or MembershipStatus.MEMBER,
-            employment=row.employment or EmploymentStatus.ACTIVE,
-            units=[units[target]] if target else [],
-        )
+    _insert_new_members(db, org, result, units, effective)
     for row, change in result.changed:
         member = members[row.fields.member_number]
         for name in change.fields:
@@ -559,6 +548,58 @@ def apply(
         data={"file": record.file_name, "digest": record.digest, **result.counts()},
     )
     return record
+
+
+BATCH = 5000
+
+
+def _insert_new_members(
+    db: Session,
+    org: Organization,
+    result: Preview,
+    units: Mapping[str, BargainingUnit],
+    effective: date,
+) -> None:
+    """New members in bulk (multi-row INSERTs, a few thousand rows each): the preview already
+    checked every row and that none of these member numbers exists yet."""
+    now = utcnow()
+    members: list[dict[str, object]] = []
+    periods: list[dict[str, object]] = []
+    assignments: list[dict[str, object]] = []
+    for row in result.new:
+        member_id = uuid.uuid4()
+        fields_ = {name: getattr(row.fields, name) for name in MemberFields.__dataclass_fields__}
+        members.append(
+            {
+                **fields_,
+                "id": member_id,
+                "organization_id": org.id,
+                "sort_name": rosters.sort_name(row.fields.first_name, row.fields.last_name),
+                "created_at": now,
+                "updated_at": now,
+            }
+        )
+        for kind, status in (
+            (StatusKind.MEMBERSHIP, (row.membership or MembershipStatus.MEMBER).value),
+            (StatusKind.EMPLOYMENT, (row.employment or EmploymentStatus.ACTIVE).value),
+        ):
+            periods.append(
+                {"id": uuid.uuid4(), "member_id": member_id, "kind": kind, "status": status,
+                 "start_date": effective, "end_date": None}
+            )  # fmt: skip
+        target = _target_unit(row, result.scope, result.unit)
+        if target:
+            assignments.append(
+                {"id": uuid.uuid4(), "member_id": member_id, "unit_id": units[target].id,
+                 "start_date": effective, "end_date": None}
+            )  # fmt: skip
+    for table, rows in (
+        (Member, members),
+        (MemberStatusPeriod, periods),
+        (UnitAssignment, assignments),
+    ):
+        for start in range(0, len(rows), BATCH):
+            db.execute(insert(table), rows[start : start + BATCH])
 
 
 def parse_mapping(spec: str) -> dict[str, str]:
