@@ -7,7 +7,7 @@ PYTEST_WORKERS ?= 2
 CATALOGS := $(wildcard translations/*/LC_MESSAGES/messages.po)
 COMPILED := $(CATALOGS:.po=.mo)
 
-.PHONY: chromium run test lint typecheck test-sqlite test-postgres drills messages extract-messages bench clean
+.PHONY: bench-roster chromium run test lint typecheck test-sqlite test-postgres drills messages extract-messages bench clean
 
 run: $(VENV)/.installed $(COMPILED)
 	$(BIN)/ratify migrate
@@ -60,6 +60,9 @@ drills: $(VENV)/.installed-test
 
 bench: $(VENV)/.installed-test
 	$(BIN)/python bench/run.py --postgres "$(PG_URL)"
+
+bench-roster: $(VENV)/.installed-test
+	$(BIN)/python bench/roster_import.py -n 300000 --postgres "$(PG_URL)"
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache
