@@ -83,7 +83,8 @@ def update_settings(
     name: str,
     default_language: str,
     timezone: str,
-) -> dict[str, tuple[str, str]]:
+    dues_grace_months: str | None = None,
+) -> dict[str, tuple[object, object]]:
     """Change an organization's settings; the audit event keeps each before/after."""
     name = name.strip()
     errors = {}
@@ -95,13 +96,22 @@ def update_settings(
         errors["default_language"] = N_("Choose one of the offered languages.")
     if timezone not in available_timezones():
         errors["timezone"] = N_("Choose a time zone from the list.")
+    grace = org.dues_grace_months
+    if dues_grace_months is not None:
+        try:
+            grace = int(dues_grace_months)
+            if not 0 <= grace <= 24:
+                raise ValueError
+        except ValueError:
+            errors["dues_grace_months"] = N_("Enter a number of months from 0 to 24.")
     if errors:
         raise SettingsInvalid(errors)
-    changes = {}
+    changes: dict[str, tuple[object, object]] = {}
     for field, new in (
         ("name", name),
         ("default_language", default_language),
         ("timezone", timezone),
+        ("dues_grace_months", grace),
     ):
         old = getattr(org, field)
         if old != new:

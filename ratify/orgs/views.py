@@ -40,6 +40,7 @@ def org_settings(ctx: ViewContext) -> Response:
             "name": ctx.org.name,
             "default_language": ctx.org.default_language,
             "timezone": ctx.org.timezone,
+            "dues_grace_months": str(ctx.org.dues_grace_months),
         },
         saved=ctx.request.query_params.get("saved"),
     )
@@ -52,6 +53,8 @@ def org_settings_save(ctx: ViewContext) -> Response:
         "default_language": ctx.field("default_language"),
         "timezone": ctx.field("timezone"),
     }
+    if ctx.org.kind == OrgKind.UNION and ctx.form is not None and "dues_grace_months" in ctx.form:
+        values["dues_grace_months"] = ctx.field("dues_grace_months")
     try:
         orgs.update_settings(ctx.db, ctx.org, actor=ctx.user, **values)
     except orgs.SettingsInvalid as exc:

@@ -177,3 +177,21 @@ def test_remittance_file_all_or_nothing(db: Session) -> None:
     assert dues.paid_through(db, ada, date(2026, 10, 31)) == date(2026, 10, 1)
     with pytest.raises(Conflict, match="already imported"):
         dues.apply_dues(db, org, result, actor_label="t")
+
+
+def test_the_grace_is_an_organization_setting(db: Session, client) -> None:
+    from tests.helpers import login, post_form
+
+    org = make_org(db)
+    login(client, make_user(db, org).email)
+    form = {"name": org.name, "default_language": "en", "timezone": "UTC"}
+    bad = post_form(client, f"/o/{org.slug}/settings", {**form, "dues_grace_months": "99"})
+    assert bad.status_code == 400 and "Enter a number of months from 0 to 24." in bad.text
+    assert (
+        post_form(client, f"/o/{org.slug}/settings", {**form, "dues_grace_months": "3"}).status_code
+        == 303
+    )
+    db.refresh(org)
+    assert org.dues_grace_months == 3
+    event = db.scalars(select(AuditEvent).where(AuditEvent.action == "org.settings_changed")).one()
+    assert event.data["changes"]["dues_grace_months"] == {"from": 2, "to": 3}
