@@ -15,9 +15,10 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from typing import Any
 
 from python_calamine import CalamineWorkbook
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
 from ratify.accounts.models import StaffUser
@@ -332,7 +333,7 @@ class Preview:
     errors: list[RowError]
     new: list[RosterRow] = field(default_factory=list)
     changed: list[tuple[RosterRow, Change]] = field(default_factory=list)
-    leaving: list[tuple[Member, BargainingUnit]] = field(default_factory=list)
+    leaving: list[tuple[Any, BargainingUnit]] = field(default_factory=list)  # (member row, unit)
     unchanged: int = 0
 
     def counts(self) -> dict[str, int]:
@@ -355,10 +356,15 @@ class Preview:
 
 def _current(
     db: Session, org: Organization
-) -> tuple[dict[str, Member], dict[tuple[str, str], str], dict[str, set[str]]]:
+) -> tuple[dict[str, Any], dict[tuple[str, str], str], dict[str, set[str]]]:
+    """The roster as it stands, as plain rows (a 300,000-member roster as ORM objects would
+    cost far more memory and time)."""
+    columns = [getattr(Member, name) for name in MemberFields.__dataclass_fields__]
     members = {
-        m.member_number: m
-        for m in db.scalars(select(Member).where(Member.organization_id == org.id))
+        row.member_number: row
+        for row in db.execute(
+            select(Member.id, *columns).where(Member.organization_id == org.id)
+        ).all()
     }
     statuses = {
         (number, kind.value): status
@@ -439,6 +445,13 @@ def preview(
             for code in sorted(codes & scoped):
                 if number not in in_file:
                     result.leaving.append((members[number], units[code]))
+        if scope == ImportScope.UNIT_COLUMN:
+            # Listed under another of the file's units: a transfer, so they leave this one.
+            for row in rows:
+                number = row.fields.member_number
+                moved_from = (current_units.get(number, set()) & scoped) - {row.unit_code}
+                for code in sorted(moved_from):
+                    result.leaving.append((members[number], units[code]))
     return result
 
 
@@ -503,27 +516,23 @@ def apply(
             count=len(result.leaving),
         )
     units = {u.code: u for u in rosters.list_units(db, org)}
-    members = {
-        m.member_number: m
-        for m in db.scalars(select(Member).where(Member.organization_id == org.id))
-    }
     effective = result.effective
     _insert_new_members(db, org, result, units, effective)
-    for row, change in result.changed:
-        member = members[row.fields.member_number]
-        for name in change.fields:
-            if name in MemberFields.__dataclass_fields__:
-                setattr(member, name, getattr(row.fields, name))
-        member.sort_name = rosters.sort_name(member.first_name, member.last_name)
-        if row.membership is not None:
-            rosters.set_status(db, member, StatusKind.MEMBERSHIP, row.membership.value, effective)
-        if row.employment is not None:
-            rosters.set_status(db, member, StatusKind.EMPLOYMENT, row.employment.value, effective)
-        target = _target_unit(row, result.scope, result.unit)
-        if target:
-            rosters.assign_unit(db, member, units[target], effective)
-    for member, unit in result.leaving:
-        rosters.leave_unit(db, member, unit, effective)
+    _update_changed_members(db, org, result, units, effective)
+    for unit in {unit.id: unit for _, unit in result.leaving}.values():
+        leavers = [m.id for m, u in result.leaving if u.id == unit.id]
+        for start in range(0, len(leavers), BATCH):
+            db.execute(
+                update(UnitAssignment)
+                .where(
+                    UnitAssignment.unit_id == unit.id,
+                    UnitAssignment.member_id.in_(leavers[start : start + BATCH]),
+                    UnitAssignment.end_date.is_(None),
+                    UnitAssignment.start_date <= effective,
+                )
+                .values(end_date=effective)
+                .execution_options(synchronize_session=False)
+            )
     record = RosterImport(
         organization_id=org.id,
         file_name=result.roster.file_name[:255],
@@ -600,6 +609,103 @@ def _insert_new_members(
     ):
         for start in range(0, len(rows), BATCH):
             db.execute(insert(table), rows[start : start + BATCH])
+
+
+def _update_changed_members(
+    db: Session,
+    org: Organization,
+    result: Preview,
+    units: Mapping[str, BargainingUnit],
+    effective: date,
+) -> None:
+    """Changed fields, status changes and unit moves for many members at once: a few
+    statements per few thousand members, not several per member."""
+    if not result.changed:
+        return
+    ids = dict(
+        db.execute(
+            select(Member.member_number, Member.id).where(Member.organization_id == org.id)
+        ).all()
+    )
+    changed_ids = [ids[row.fields.member_number] for row, _ in result.changed]
+    names: dict[uuid.UUID, tuple[str, str]] = {}
+    open_periods: dict[tuple[uuid.UUID, StatusKind], Any] = {}
+    for start in range(0, len(changed_ids), BATCH):
+        chunk = changed_ids[start : start + BATCH]
+        names.update(
+            (i, (first, last))
+            for i, first, last in db.execute(
+                select(Member.id, Member.first_name, Member.last_name).where(Member.id.in_(chunk))
+            ).all()
+        )
+        for period in db.execute(
+            select(
+                MemberStatusPeriod.id,
+                MemberStatusPeriod.member_id,
+                MemberStatusPeriod.kind,
+                MemberStatusPeriod.status,
+                MemberStatusPeriod.start_date,
+            ).where(MemberStatusPeriod.member_id.in_(chunk), MemberStatusPeriod.end_date.is_(None))
+        ).all():
+            open_periods[(period.member_id, period.kind)] = period
+    field_updates: list[dict[str, object]] = []
+    close: list[uuid.UUID] = []
+    corrections: list[dict[str, object]] = []
+    new_periods: list[dict[str, object]] = []
+    new_assignments: list[dict[str, object]] = []
+    for (row, change), member_id in zip(result.changed, changed_ids, strict=True):
+        values = {
+            name: getattr(row.fields, name)
+            for name in change.fields
+            if name in MemberFields.__dataclass_fields__
+        }
+        if values:
+            first, last = names[member_id]
+            values["sort_name"] = rosters.sort_name(
+                str(values.get("first_name", first)), str(values.get("last_name", last))
+            )
+            field_updates.append({"id": member_id, **values, "updated_at": utcnow()})
+        for kind, status in (
+            (StatusKind.MEMBERSHIP, row.membership),
+            (StatusKind.EMPLOYMENT, row.employment),
+        ):
+            if status is None:
+                continue
+            current = open_periods.get((member_id, kind))
+            if current is not None and current.status == status.value:
+                continue
+            if current is not None and current.start_date >= effective:
+                # A correction on (or before) the day the current status began.
+                corrections.append({"id": current.id, "status": status.value})
+                continue
+            if current is not None:
+                close.append(current.id)
+            new_periods.append(
+                {"id": uuid.uuid4(), "member_id": member_id, "kind": kind,
+                 "status": status.value, "start_date": effective, "end_date": None}
+            )  # fmt: skip
+        target = _target_unit(row, result.scope, result.unit)
+        if target and "unit" in change.fields:
+            new_assignments.append(
+                {"id": uuid.uuid4(), "member_id": member_id, "unit_id": units[target].id,
+                 "start_date": effective, "end_date": None}
+            )  # fmt: skip
+    for start in range(0, len(close), BATCH):
+        db.execute(
+            update(MemberStatusPeriod)
+            .where(MemberStatusPeriod.id.in_(close[start : start + BATCH]))
+            .values(end_date=effective)
+            .execution_options(synchronize_session=False)
+        )
+    for table, rows in ((Member, field_updates), (MemberStatusPeriod, corrections)):
+        for start in range(0, len(rows), BATCH):
+            db.execute(update(table), rows[start : start + BATCH])
+    for new_table, new_rows in (
+        (MemberStatusPeriod, new_periods),
+        (UnitAssignment, new_assignments),
+    ):
+        for start in range(0, len(new_rows), BATCH):
+            db.execute(insert(new_table), new_rows[start : start + BATCH])
 
 
 def parse_mapping(spec: str) -> dict[str, str]:

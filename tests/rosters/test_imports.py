@@ -307,3 +307,57 @@ def test_excel_rosters_are_read_like_csv(db: Session) -> None:
 def test_a_damaged_spreadsheet_is_a_clear_error() -> None:
     with pytest.raises(imports.RosterFileError, match="spreadsheet could not be read"):
         imports.read_roster("broken.xlsx", b"PK\x03\x04" + b"\x00garbage" * 50)
+
+
+def test_reimport_updates_names_statuses_and_units_in_bulk(db: Session) -> None:
+    org, _, _ = _org_with_units(db)
+    header = b"Member ID,Last Name,First Name,Status,Unit\n"
+    first = header + b"1,Lee,Ann,member,RN\n2,Kim,Bo,member,RN\n"
+    day = date(2026, 10, 1)
+    result = _preview(db, org, first, scope=ImportScope.UNIT_COLUMN, effective=day)
+    imports.apply(db, org, result, actor_label="t", phone_region="US")
+    # The same day: a correction of Ann's status (no new period); Bo transfers to TECH.
+    again = header + b"1,Lee-Park,Ann,fee payer,RN\n2,Kim,Bo,member,TECH\n"
+    result = _preview(db, org, again, scope=ImportScope.UNIT_COLUMN, effective=day)
+    assert [(m.member_number, u.code) for m, u in result.leaving] == [("2", "RN")]
+    later = date(2026, 10, 2)
+    result = _preview(db, org, again, scope=ImportScope.UNIT_COLUMN, effective=later)
+    imports.apply(db, org, result, actor_label="t", phone_region="US", confirm_leaving=True)
+    ann = db.scalars(select(Member).where(Member.member_number == "1")).one()
+    db.refresh(ann)
+    assert ann.last_name == "Lee-Park" and ann.sort_name == "lee-park ann"
+    statuses = [
+        (r.value, r.start_date) for r in queries.member_history(db, ann) if r.what == "membership"
+    ]
+    assert statuses == [("fee_payer", later), ("member", day)]
+    found = queries.search_members(db, org, "lee-p", phone_region="US").members
+    assert [m.member_number for m in found] == ["1"]
+    bo = db.scalars(select(Member).where(Member.member_number == "2")).one()
+    assert [u.code for u in queries.units_on(db, bo, day)] == ["RN"]
+    assert [u.code for u in queries.units_on(db, bo, later)] == ["TECH"]
+
+
+def test_a_status_fixed_on_the_day_it_began_is_corrected_in_place(db: Session) -> None:
+    org, rn, _ = _org_with_units(db)
+    day = date(2026, 10, 1)
+    header = b"Member ID,Last Name,Status\n"
+    imports.apply(
+        db,
+        org,
+        _preview(db, org, header + b"1,Lee,member\n", unit=rn, effective=day),
+        actor_label="t",
+        phone_region="US",
+    )
+    imports.apply(
+        db,
+        org,
+        _preview(db, org, header + b"1,Lee,fee payer\n", unit=rn, effective=day),
+        actor_label="t",
+        phone_region="US",
+    )
+    lee = db.scalars(select(Member)).one()
+    assert [
+        (r.value, r.start_date, r.end_date)
+        for r in queries.member_history(db, lee)
+        if r.what == "membership"
+    ] == [("fee_payer", day, None)]
