@@ -27,6 +27,8 @@ from ratify.rosters.imports import (
     RosterFileError,
     RowError,
     looks_like_formula,
+    record_import,
+    refuse_seen_file,
     words,
 )
 from ratify.rosters.models import DuesPayment, ImportScope, Member, RosterImport, StatusKind
@@ -244,13 +246,7 @@ def apply_dues(
             N_("%(count)s rows have errors: nothing was imported. Correct the file and try again."),
             count=result.counts()["errors"],
         )
-    seen = db.execute(
-        select(RosterImport.id).where(
-            RosterImport.organization_id == org.id, RosterImport.digest == result.roster.digest
-        )
-    ).first()
-    if seen:
-        raise Conflict(N_("This exact file was already imported."))
+    refuse_seen_file(db, org, result.roster)
     ids = dict(
         db.execute(
             select(Member.member_number, Member.id).where(Member.organization_id == org.id)
@@ -267,25 +263,16 @@ def apply_dues(
         )
         for row in result.rows
     )
-    record = RosterImport(
-        organization_id=org.id,
-        file_name=result.roster.file_name[:255],
-        digest=result.roster.digest,
-        scope=ImportScope.DUES,
-        effective_date=result.received_on,
-        counts=result.counts(),
-        actor_label=actor_label,
-    )
-    db.add(record)
-    db.flush()
-    audit.record(
+    return record_import(
         db,
-        organization=org,
+        org,
+        result.roster,
+        scope=ImportScope.DUES,
+        unit=None,
+        effective=result.received_on,
+        mapping={},
+        counts=result.counts(),
         actor=None,
         actor_label=actor_label,
         action="dues.imported",
-        object_type="roster_import",
-        object_id=record.id,
-        data={"file": record.file_name, "digest": record.digest, **result.counts()},
     )
-    return record

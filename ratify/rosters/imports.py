@@ -500,13 +500,7 @@ def apply(
             N_("%(count)s rows have errors: nothing was imported. Correct the file and try again."),
             count=result.rows_in_error,
         )
-    already = db.execute(
-        select(RosterImport.id).where(
-            RosterImport.organization_id == org.id, RosterImport.digest == result.roster.digest
-        )
-    ).first()
-    if already:
-        raise Conflict(N_("This exact file was already imported."))
+    refuse_seen_file(db, org, result.roster)
     if (
         not confirm_leaving
         and result.leaving_share(scope_size(db, org, result)) > leaving_threshold
@@ -533,15 +527,55 @@ def apply(
                 .values(end_date=effective)
                 .execution_options(synchronize_session=False)
             )
-    record = RosterImport(
-        organization_id=org.id,
-        file_name=result.roster.file_name[:255],
-        digest=result.roster.digest,
+    return record_import(
+        db,
+        org,
+        result.roster,
         scope=result.scope,
-        unit_id=result.unit.id if result.unit else None,
-        effective_date=effective,
+        unit=result.unit,
+        effective=effective,
         mapping=result.mapping,
         counts=result.counts(),
+        actor=actor,
+        actor_label=actor_label,
+        action="roster.imported",
+    )
+
+
+def refuse_seen_file(db: Session, org: Organization, roster: RosterFile) -> None:
+    seen = db.execute(
+        select(RosterImport.id).where(
+            RosterImport.organization_id == org.id, RosterImport.digest == roster.digest
+        )
+    ).first()
+    if seen:
+        raise Conflict(N_("This exact file was already imported."))
+
+
+def record_import(
+    db: Session,
+    org: Organization,
+    roster: RosterFile,
+    *,
+    scope: ImportScope,
+    unit: BargainingUnit | None,
+    effective: date,
+    mapping: dict[str, str],
+    counts: dict[str, int],
+    actor: StaffUser | None,
+    actor_label: str,
+    action: str,
+) -> RosterImport:
+    """The import's history row (who, when, file, digest, counts) and its one audit event."""
+    record = RosterImport(
+        organization_id=org.id,
+        file_name=roster.file_name[:255],
+        digest=roster.digest,
+        scope=scope,
+        unit_id=unit.id if unit else None,
+        effective_date=effective,
+        mapping=mapping,
+        counts=counts,
         actor_label=actor_label,
     )
     db.add(record)
@@ -551,10 +585,10 @@ def apply(
         organization=org,
         actor=actor,
         actor_label=actor_label,
-        action="roster.imported",
+        action=action,
         object_type="roster_import",
         object_id=record.id,
-        data={"file": record.file_name, "digest": record.digest, **result.counts()},
+        data={"file": record.file_name, "digest": record.digest, **counts},
     )
     return record
 
