@@ -9,9 +9,11 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from enum import Enum
 from typing import Any, ClassVar
 
 from sqlalchemy import DateTime, Dialect, Engine, MetaData, create_engine, event, text
+from sqlalchemy import insert as sa_insert
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
@@ -121,6 +123,35 @@ def unit_of_work(factory: sessionmaker[Session]) -> Iterator[Session]:
 def check_schema(session: Session) -> None:
     """Raise unless the database answers and has been migrated (for health checks)."""
     session.execute(text("SELECT version_num FROM alembic_version"))
+
+
+def bulk_insert(
+    session: Session, model: Any, rows: list[dict[str, Any]], batch: int = 5000
+) -> None:
+    """Many new rows at once, in the caller's transaction: COPY on PostgreSQL (an order of
+    magnitude faster than INSERTs), multi-row INSERTs elsewhere. Every row has the same keys."""
+    if not rows:
+        return
+    if session.get_bind().dialect.name != "postgresql":
+        for start in range(0, len(rows), batch):
+            session.execute(sa_insert(model), rows[start : start + batch])
+        return
+    session.flush()
+    table = model.__table__
+    columns = list(rows[0])
+    names = ", ".join(f'"{table.c[name].name}"' for name in columns)
+    raw = session.connection().connection.driver_connection
+    assert raw is not None
+    with raw.cursor() as cursor, cursor.copy(f'COPY "{table.name}" ({names}) FROM STDIN') as copy:
+        for row in rows:
+            copy.write_row([_plain(row[name]) for name in columns])
+
+
+def _plain(value: Any) -> Any:
+    """What COPY writes: enum members by value, UTC timestamps as they are stored."""
+    if isinstance(value, Enum):
+        return value.value
+    return value
 
 
 def insert_ignoring_conflicts(session: Session, table: Any, **values: Any) -> None:

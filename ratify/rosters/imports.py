@@ -18,12 +18,12 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from python_calamine import CalamineWorkbook
-from sqlalchemy import insert, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from ratify.accounts.models import StaffUser
 from ratify.audit import services as audit
-from ratify.db import utcnow
+from ratify.db import bulk_insert, utcnow
 from ratify.errors import N_, BadRequest, Conflict, NotFound
 from ratify.orgs.models import Organization
 from ratify.rosters import services as rosters
@@ -636,13 +636,9 @@ def _insert_new_members(
                 {"id": uuid.uuid4(), "member_id": member_id, "unit_id": units[target].id,
                  "start_date": effective, "end_date": None}
             )  # fmt: skip
-    for table, rows in (
-        (Member, members),
-        (MemberStatusPeriod, periods),
-        (UnitAssignment, assignments),
-    ):
-        for start in range(0, len(rows), BATCH):
-            db.execute(insert(table), rows[start : start + BATCH])
+    bulk_insert(db, Member, members)
+    bulk_insert(db, MemberStatusPeriod, periods)
+    bulk_insert(db, UnitAssignment, assignments)
 
 
 def _update_changed_members(
@@ -734,12 +730,8 @@ def _update_changed_members(
     for table, rows in ((Member, field_updates), (MemberStatusPeriod, corrections)):
         for start in range(0, len(rows), BATCH):
             db.execute(update(table), rows[start : start + BATCH])
-    for new_table, new_rows in (
-        (MemberStatusPeriod, new_periods),
-        (UnitAssignment, new_assignments),
-    ):
-        for start in range(0, len(new_rows), BATCH):
-            db.execute(insert(new_table), new_rows[start : start + BATCH])
+    bulk_insert(db, MemberStatusPeriod, new_periods)
+    bulk_insert(db, UnitAssignment, new_assignments)
 
 
 def parse_mapping(spec: str) -> dict[str, str]:
