@@ -12,7 +12,7 @@ import hashlib
 import io
 import re
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -231,10 +231,21 @@ class RosterRow:
     unit_code: str | None
 
 
+Cell = Callable[[str], str]
+
+
 def check_rows(
-    roster: RosterFile, mapping: Mapping[str, str], *, phone_region: str, unit_codes: set[str]
-) -> tuple[list[RosterRow], list[RowError]]:
-    """Every row checked; errors name row, column and problem."""
+    roster: RosterFile,
+    mapping: Mapping[str, str],
+    *,
+    phone_region: str,
+    unit_codes: set[str],
+    same_as_stored: Callable[[Cell], bool] | None = None,
+) -> tuple[list[RosterRow], list[RowError], list[tuple[str, str | None]]]:
+    """Every row checked; errors name row, column and problem. A row whose text is exactly
+    what is stored already (``same_as_stored``) is only counted: (number, unit code) in the
+    third list. Stored values were checked on the way in, so a weekly re-import validates
+    only what changed."""
     if "member_number" not in mapping:
         raise RosterFileError(N_("Map a column to the member number: every row needs one."))
     unknown = set(mapping.values()) - set(roster.headers)
@@ -246,6 +257,7 @@ def check_rows(
     index = {name: roster.headers.index(header) for name, header in mapping.items()}
     good: list[RosterRow] = []
     errors: list[RowError] = []
+    same: list[tuple[str, str | None]] = []
     seen: dict[str, int] = {}
     for offset, cells in enumerate(roster.rows):
         number = offset + 2
@@ -253,6 +265,21 @@ def check_rows(
         def cell(name: str, cells: list[str] = cells) -> str:
             i = index.get(name)
             return cells[i].strip() if i is not None and i < len(cells) else ""
+
+        if same_as_stored is not None and same_as_stored(cell):
+            member_number = cell("member_number")
+            if member_number in seen:
+                errors.append(
+                    RowError(
+                        number,
+                        mapping["member_number"],
+                        N_("This member number is also on an earlier row."),
+                    )
+                )
+            else:
+                same.append((member_number, cell("unit").upper() if "unit" in mapping else None))
+            seen[member_number] = number
+            continue
 
         problems: list[RowError] = []
         values: dict[str, object] = {}
@@ -312,7 +339,7 @@ def check_rows(
             errors += problems
         else:
             good.append(RosterRow(number, cleaned, membership, employment, unit_code))
-    return good, errors
+    return good, errors, same
 
 
 @dataclass
@@ -335,6 +362,7 @@ class Preview:
     changed: list[tuple[RosterRow, Change]] = field(default_factory=list)
     leaving: list[tuple[Any, BargainingUnit]] = field(default_factory=list)  # (member row, unit)
     unchanged: int = 0
+    scoped_codes: set[str] = field(default_factory=set)  # units whose leavers were computed
 
     def counts(self) -> dict[str, int]:
         return {
@@ -403,10 +431,42 @@ def preview(
     if scope == ImportScope.UNIT_COLUMN and "unit" not in mapping:
         raise BadRequest(N_("Map the column that names each member's unit."))
     units = {u.code: u for u in rosters.list_units(db, org)}
-    rows, errors = check_rows(roster, mapping, phone_region=phone_region, unit_codes=set(units))
-    result = Preview(roster, scope, unit, effective, dict(mapping), rows, errors)
     members, statuses, current_units = _current(db, org)
-    in_file = set()
+    compared = [
+        n for n in MemberFields.__dataclass_fields__ if n in mapping and n != "member_number"
+    ]
+
+    def same_as_stored(cell: Cell) -> bool:
+        number = cell("member_number")
+        stored = members.get(number)
+        if stored is None:
+            return False
+        if any(cell(name) != _show(getattr(stored, name)) for name in compared):
+            return False
+        for kind, column, words_ in (
+            (StatusKind.MEMBERSHIP, "membership_status", MEMBERSHIP_WORDS),
+            (StatusKind.EMPLOYMENT, "employment_status", EMPLOYMENT_WORDS),
+        ):
+            if column in mapping:
+                status = words_.get(words(cell(column)))
+                if status is None or status.value != statuses.get((number, kind.value)):
+                    return False
+        if scope == ImportScope.UNIT and unit is not None:
+            target: str | None = unit.code
+        else:
+            target = cell("unit").upper() if "unit" in mapping else None
+        return target is None or target in current_units.get(number, set())
+
+    rows, errors, same = check_rows(
+        roster,
+        mapping,
+        phone_region=phone_region,
+        unit_codes=set(units),
+        same_as_stored=same_as_stored,
+    )
+    result = Preview(roster, scope, unit, effective, dict(mapping), rows, errors)
+    result.unchanged = len(same)
+    in_file = {number for number, _ in same}
     for row in rows:
         number = row.fields.member_number
         in_file.add(number)
@@ -436,22 +496,23 @@ def preview(
         else:
             result.unchanged += 1
     if scope != ImportScope.UPDATE_ONLY:
+        listed = [(r.fields.member_number, r.unit_code) for r in rows] + same
         scoped = (
             {unit.code}
             if scope == ImportScope.UNIT and unit
-            else {r.unit_code for r in rows if r.unit_code}
+            else {code for _, code in listed if code}
         )
+        result.scoped_codes = scoped
         for number, codes in current_units.items():
             for code in sorted(codes & scoped):
                 if number not in in_file:
                     result.leaving.append((members[number], units[code]))
         if scope == ImportScope.UNIT_COLUMN:
             # Listed under another of the file's units: a transfer, so they leave this one.
-            for row in rows:
-                number = row.fields.member_number
-                moved_from = (current_units.get(number, set()) & scoped) - {row.unit_code}
+            for listed_number, listed_code in listed:
+                moved_from = (current_units.get(listed_number, set()) & scoped) - {listed_code}
                 for code in sorted(moved_from):
-                    result.leaving.append((members[number], units[code]))
+                    result.leaving.append((members[listed_number], units[code]))
     return result
 
 
@@ -469,7 +530,7 @@ def scope_size(db: Session, org: Organization, result: Preview) -> int:
     """How many members are in the units this file covers today (for the leaving share)."""
     if result.scope == ImportScope.UPDATE_ONLY:
         return 0
-    codes = {result.unit.code} if result.unit else {r.unit_code for r in result.rows if r.unit_code}
+    codes = result.scoped_codes
     stmt = (
         select(UnitAssignment.member_id)
         .join(BargainingUnit, BargainingUnit.id == UnitAssignment.unit_id)

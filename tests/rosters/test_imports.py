@@ -361,3 +361,34 @@ def test_a_status_fixed_on_the_day_it_began_is_corrected_in_place(db: Session) -
         for r in queries.member_history(db, lee)
         if r.what == "membership"
     ] == [("fee_payer", day, None)]
+
+
+def test_a_reimport_validates_only_rows_that_differ(db: Session, monkeypatch) -> None:
+    org, rn, _ = _org_with_units(db)
+    data = HEADER + "".join(
+        f"{n},Ann{n},Lee,ann{n}@example.org,+14155550{100 + n},2020-01-05,member\n"
+        for n in range(20)
+    )
+    imports.apply(
+        db,
+        org,
+        _preview(db, org, data.encode(), unit=rn, effective=date(2026, 10, 1)),
+        actor_label="t",
+        phone_region="US",
+    )
+    checked: list[str] = []
+    original = rosters.clean_member_fields
+
+    def counting(fields, region):  # type: ignore[no-untyped-def]
+        checked.append(fields.member_number)
+        return original(fields, region)
+
+    monkeypatch.setattr(rosters, "clean_member_fields", counting)
+    again = (
+        data.replace("5,Ann5,Lee", "5,Ann5,Lee-Park")
+        + "5,Ann5,Lee,ann5@example.org,+14155550105,2020-01-05,member\n"
+    )
+    result = _preview(db, org, again.encode(), unit=rn)
+    assert checked == ["5"]  # only the changed row; the identical repeat is only counted
+    assert result.counts()["unchanged"] == 19 and result.counts()["changed"] == 1
+    assert [e.message for e in result.errors] == ["This member number is also on an earlier row."]
