@@ -32,6 +32,7 @@ from ratify.rosters.models import (
     ColumnMapping,
     EmploymentStatus,
     ImportScope,
+    ImportTouch,
     Member,
     MembershipStatus,
     MemberStatusPeriod,
@@ -572,8 +573,27 @@ def apply(
         )
     units = {u.code: u for u in rosters.list_units(db, org)}
     effective = result.effective
-    _insert_new_members(db, org, result, units, effective)
-    _update_changed_members(db, org, result, units, effective)
+    record = record_import(
+        db,
+        org,
+        result.roster,
+        scope=result.scope,
+        unit=result.unit,
+        effective=effective,
+        mapping=result.mapping,
+        counts=result.counts(),
+        actor=actor,
+        actor_label=actor_label,
+        action="roster.imported",
+    )
+    touched = [
+        (member_id, "new") for member_id in _insert_new_members(db, org, result, units, effective)
+    ]
+    touched += [
+        (member_id, "changed")
+        for member_id in _update_changed_members(db, org, result, units, effective)
+    ]
+    touched += [(member.id, "leaving") for member, _ in result.leaving]
     for unit in {unit.id: unit for _, unit in result.leaving}.values():
         leavers = [m.id for m, u in result.leaving if u.id == unit.id]
         for start in range(0, len(leavers), BATCH):
@@ -588,19 +608,20 @@ def apply(
                 .values(end_date=effective)
                 .execution_options(synchronize_session=False)
             )
-    return record_import(
+    bulk_insert(
         db,
-        org,
-        result.roster,
-        scope=result.scope,
-        unit=result.unit,
-        effective=effective,
-        mapping=result.mapping,
-        counts=result.counts(),
-        actor=actor,
-        actor_label=actor_label,
-        action="roster.imported",
+        ImportTouch,
+        [
+            {
+                "id": uuid.uuid4(),
+                "roster_import_id": record.id,
+                "member_id": member_id,
+                "change": change,
+            }
+            for member_id, change in touched
+        ],
     )
+    return record
 
 
 def refuse_seen_file(db: Session, org: Organization, roster: RosterFile) -> None:
@@ -663,7 +684,7 @@ def _insert_new_members(
     result: Preview,
     units: Mapping[str, BargainingUnit],
     effective: date,
-) -> None:
+) -> list[uuid.UUID]:
     """New members in bulk (multi-row INSERTs, a few thousand rows each): the preview already
     checked every row and that none of these member numbers exists yet."""
     now = utcnow()
@@ -700,6 +721,7 @@ def _insert_new_members(
     bulk_insert(db, Member, members)
     bulk_insert(db, MemberStatusPeriod, periods)
     bulk_insert(db, UnitAssignment, assignments)
+    return [member["id"] for member in members]  # type: ignore[misc]
 
 
 def _update_changed_members(
@@ -708,11 +730,11 @@ def _update_changed_members(
     result: Preview,
     units: Mapping[str, BargainingUnit],
     effective: date,
-) -> None:
+) -> list[uuid.UUID]:
     """Changed fields, status changes and unit moves for many members at once: a few
     statements per few thousand members, not several per member."""
     if not result.changed:
-        return
+        return []
     ids = dict(
         db.execute(
             select(Member.member_number, Member.id).where(Member.organization_id == org.id)
@@ -793,6 +815,7 @@ def _update_changed_members(
             db.execute(update(table), rows[start : start + BATCH])
     bulk_insert(db, MemberStatusPeriod, new_periods)
     bulk_insert(db, UnitAssignment, new_assignments)
+    return changed_ids
 
 
 def parse_mapping(spec: str) -> dict[str, str]:

@@ -186,3 +186,13 @@ class DuesPayment(UUIDPrimaryKey, Base):
     source: Mapped[str] = mapped_column(String(255))  # a file name, or "correction"
     reason: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ImportTouch(UUIDPrimaryKey, Base):
+    """A member an import added, changed or took out of a unit (for the member's page)."""
+
+    __tablename__ = "roster_import_members"
+
+    roster_import_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("roster_imports.id"))
+    member_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("members.id"), index=True)
+    change: Mapped[str] = mapped_column(String(10))  # "new", "changed" or "leaving"

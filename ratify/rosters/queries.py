@@ -15,8 +15,10 @@ from ratify.errors import NotFound
 from ratify.orgs.models import Organization
 from ratify.rosters.models import (
     BargainingUnit,
+    ImportTouch,
     Member,
     MemberStatusPeriod,
+    RosterImport,
     StatusKind,
     UnitAssignment,
 )
@@ -171,3 +173,17 @@ def member_history(db: Session, member: Member) -> list[HistoryRow]:
     )
     rows += [HistoryRow("unit", code, a.start_date, a.end_date) for a, code in assignments.all()]
     return sorted(rows, key=lambda r: (r.start_date, r.what), reverse=True)
+
+
+def imports_touching(
+    db: Session, member: Member, limit: int = 20
+) -> list[tuple[RosterImport, str]]:
+    """The roster imports that added, changed or moved this member, newest first."""
+    stmt = (
+        select(RosterImport, ImportTouch.change)
+        .join(ImportTouch, ImportTouch.roster_import_id == RosterImport.id)
+        .where(ImportTouch.member_id == member.id)
+        .order_by(RosterImport.created_at.desc())
+        .limit(limit)
+    )
+    return [(record, change) for record, change in db.execute(stmt).all()]

@@ -137,6 +137,7 @@ HISTORY_LABELS = {
     "employment": N_("Employment"),
     "unit": N_("Bargaining unit"),
 }
+CHANGE_LABELS = {"new": N_("added"), "changed": N_("changed"), "leaving": N_("left a unit")}
 STATUS_LABELS = {
     "member": N_("Member"),
     "fee_payer": N_("Fee payer"),
@@ -189,6 +190,8 @@ def member_detail(
         arrears=dues.months_in_arrears(ctx.db, member, today),
         good_standing=dues.in_good_standing(ctx.db, ctx.org, member, today),
         payments=dues.history(ctx.db, member),
+        touching=queries.imports_touching(ctx.db, member),
+        change_labels={k: ctx.gettext(v) for k, v in CHANGE_LABELS.items()},
         member=member,
         history=queries.member_history(ctx.db, member),
         contacts=ctx.can(Permission.MEMBER_CONTACTS_READ),

@@ -134,3 +134,32 @@ def test_uploads_are_private_to_their_organization_and_role(
     with make_client(app, secret_ledger, follow_redirects=False) as committee:
         login(committee, make_user(db, org, Role.COMMITTEE).email)
         assert committee.get(f"/o/{org.slug}/imports/{upload_id}").status_code == 403
+
+
+def test_the_member_page_lists_the_imports_that_touched_them(db: Session, client) -> None:
+    from datetime import date
+
+    from ratify.rosters import imports
+    from ratify.rosters.models import ImportScope
+
+    org, unit = _setup(db, client)
+
+    def run(name: str, data: bytes, day: date) -> None:
+        roster = imports.read_roster(name, data)
+        result = imports.preview(
+            db, org, roster, mapping=imports.guess_mapping(roster.headers), scope=ImportScope.UNIT,
+            unit=unit, effective=day, phone_region="US",
+        )  # fmt: skip
+        imports.apply(db, org, result, actor_label="t", phone_region="US", confirm_leaving=True)
+
+    run("september.csv", b"Member ID,Last Name\n1,Lee\n2,Kim\n", date(2026, 9, 1))
+    run("october.csv", b"Member ID,Last Name\n1,Lee-Park\n", date(2026, 10, 1))
+    run("november.csv", b"Member ID,Last Name\r\n1,Lee-Park\r\n", date(2026, 11, 1))  # no change
+    lee = db.scalars(select(Member).where(Member.member_number == "1")).one()
+    kim = db.scalars(select(Member).where(Member.member_number == "2")).one()
+    lee_page = client.get(f"/o/{org.slug}/members/{lee.id}").text
+    assert "october.csv" in lee_page and "changed" in lee_page
+    assert "september.csv" in lee_page and "added" in lee_page
+    assert "november.csv" not in lee_page
+    kim_page = client.get(f"/o/{org.slug}/members/{kim.id}").text
+    assert "october.csv" in kim_page and "left a unit" in kim_page
