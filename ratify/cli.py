@@ -46,6 +46,34 @@ def _transaction(settings: Settings) -> Iterator[Any]:
         yield db
 
 
+def _org(db: Any, slug: str) -> Any:
+    """The organization a command names, or a message (not a traceback)."""
+    from ratify.errors import NotFound
+    from ratify.orgs.services import get_by_slug
+
+    try:
+        return get_by_slug(db, slug)
+    except NotFound:
+        raise click.ClickException(f"no organization with the slug {slug!r}") from None
+
+
+def _union(db: Any, slug: str) -> Any:
+    """A union the command names: bargaining units, rosters and dues are for unions only."""
+    from ratify.orgs.models import OrgKind
+
+    org = _org(db, slug)
+    if org.kind != OrgKind.UNION:
+        raise click.ClickException(f"{slug} is a community organization: rosters are for unions")
+    return org
+
+
+def _echo_row_errors(errors: list[Any], shown: int = 20) -> None:
+    for error in errors[:shown]:
+        click.echo(f"  row {error.row}, column {error.column!r}: {error.message}")
+    if len(errors) > shown:
+        click.echo(f"  ... and {len(errors) - shown} more")
+
+
 def _link(settings: Settings, token: str) -> str:
     return f"{settings.base_url.rstrip('/')}/set-password/{token}"
 
@@ -216,16 +244,11 @@ def create_admin(slug: str, email: str, name: str) -> None:
     """
     from ratify.accounts.services import add_staff
     from ratify.authz import Role
-    from ratify.errors import NotFound
-    from ratify.orgs.services import get_by_slug
 
     settings = _settings()
     try:
         with _transaction(settings) as db:
-            try:
-                org = get_by_slug(db, slug)
-            except NotFound:
-                raise click.ClickException(f"no organization with the slug {slug!r}") from None
+            org = _org(db, slug)
             added = add_staff(
                 db,
                 org,
@@ -299,8 +322,6 @@ def _explain(exc: RatifyError) -> str:
 @click.option("--description", default="", help="Who is in the unit, in plain words.")
 def create_unit(slug: str, code: str, name: str, employer: str, description: str) -> None:
     """Create a bargaining unit in a union organization."""
-    from ratify.errors import NotFound
-    from ratify.orgs.services import get_by_slug
     from ratify.rosters.services import UnitFields, UnitInvalid
     from ratify.rosters.services import create_unit as create
 
@@ -313,11 +334,9 @@ def create_unit(slug: str, code: str, name: str, employer: str, description: str
     )
     try:
         with _transaction(settings) as db:
-            org = get_by_slug(db, slug)
+            org = _union(db, slug)
             unit = create(db, org, actor=None, fields=fields)
             click.echo(f"created unit {unit.code} ({unit.name}) in {org.slug}")
-    except NotFound:
-        raise click.ClickException(f"no union organization with the slug {slug!r}") from None
     except UnitInvalid as exc:
         raise click.ClickException(_explain(exc)) from None
 
@@ -378,8 +397,6 @@ def import_roster(
     from pathlib import Path
     from zoneinfo import ZoneInfo
 
-    from ratify.errors import NotFound
-    from ratify.orgs.services import get_by_slug
     from ratify.rosters import imports
     from ratify.rosters.models import ImportScope
     from ratify.rosters.services import list_units
@@ -405,12 +422,7 @@ def import_roster(
             else imports.guess_mapping(roster.headers)
         )
         with _transaction(settings) as db:
-            try:
-                org = get_by_slug(db, slug)
-            except NotFound:
-                raise click.ClickException(
-                    f"no union organization with the slug {slug!r}"
-                ) from None
+            org = _union(db, slug)
             unit = None
             if unit_code:
                 unit = next((u for u in list_units(db, org) if u.code == unit_code.upper()), None)
@@ -434,10 +446,7 @@ def import_roster(
                 "rows {rows}: new {new}, changed {changed}, leaving {leaving}, "
                 "unchanged {unchanged}, in error {errors}".format(**counts)
             )
-            for error in result.errors[:20]:
-                click.echo(f"  row {error.row}, column {error.column!r}: {error.message}")
-            if len(result.errors) > 20:
-                click.echo(f"  ... and {len(result.errors) - 20} more")
+            _echo_row_errors(result.errors)
             if do_apply:
                 record = imports.apply(
                     db,
@@ -477,8 +486,6 @@ def import_dues(slug: str, received: Any, do_apply: bool, file: str) -> None:
     from pathlib import Path
     from zoneinfo import ZoneInfo
 
-    from ratify.errors import NotFound
-    from ratify.orgs.services import get_by_slug
     from ratify.rosters import dues, imports
 
     settings = _settings()
@@ -487,12 +494,7 @@ def import_dues(slug: str, received: Any, do_apply: bool, file: str) -> None:
         roster = imports.read_roster(path.name, path.read_bytes())
         mapping = dues.guess_dues_mapping(roster.headers)
         with _transaction(settings) as db:
-            try:
-                org = get_by_slug(db, slug)
-            except NotFound:
-                raise click.ClickException(
-                    f"no union organization with the slug {slug!r}"
-                ) from None
+            org = _union(db, slug)
             on = received.date() if received else datetime.now(ZoneInfo(org.timezone)).date()
             result = dues.preview_dues(db, org, roster, mapping=mapping, received_on=on)
             click.echo("columns: " + ", ".join(f"{k}={v}" for k, v in sorted(mapping.items())))
@@ -501,8 +503,7 @@ def import_dues(slug: str, received: Any, do_apply: bool, file: str) -> None:
                     **result.counts()
                 )
             )
-            for error in result.errors[:20]:
-                click.echo(f"  row {error.row}, column {error.column!r}: {error.message}")
+            _echo_row_errors(result.errors)
             if do_apply:
                 record = dues.apply_dues(db, org, result, actor_label="cli")
                 click.echo(f"applied: import {record.id}")

@@ -185,7 +185,10 @@ def test_create_unit(run, live_sessions) -> None:  # type: ignore[no-untyped-def
     again = run("create-unit", "--org", "nurses", "--code", "RN", "--name", "Again")
     assert again.exit_code == 1 and "Another unit already uses this code." in again.output
     run("create-org", "--slug", "tenants", "--name", "Tenants", "--kind", "community")
-    assert run("create-unit", "--org", "tenants", "--code", "X", "--name", "X").exit_code == 1
+    community = run("create-unit", "--org", "tenants", "--code", "X", "--name", "X")
+    assert community.exit_code == 1 and "rosters are for unions" in community.output
+    nowhere = run("import-dues", "--org", "nowhere", __file__)
+    assert nowhere.exit_code == 1 and "no organization with the slug 'nowhere'" in nowhere.output
     with live_sessions() as db:
         assert [u.code for u in db.scalars(select(BargainingUnit))] == ["RN"]
 

@@ -26,10 +26,10 @@ from ratify.rosters.imports import (
     RosterFile,
     RosterFileError,
     RowError,
+    guess_mapping,
     looks_like_formula,
     record_import,
     refuse_seen_file,
-    words,
 )
 from ratify.rosters.models import DuesPayment, ImportScope, Member, RosterImport, StatusKind
 
@@ -181,13 +181,7 @@ class DuesPreview:
 
 
 def guess_dues_mapping(headers: list[str]) -> dict[str, str]:
-    mapping: dict[str, str] = {}
-    for name, synonyms in DUES_SYNONYMS.items():
-        for header in headers:
-            if words(header) in synonyms and header not in mapping.values():
-                mapping[name] = header
-                break
-    return mapping
+    return guess_mapping(headers, DUES_SYNONYMS)
 
 
 def preview_dues(

@@ -181,11 +181,13 @@ def _cell_text(value: object) -> str:
     return str(value).strip()
 
 
-def guess_mapping(headers: list[str]) -> dict[str, str]:
-    """Field name -> header, from the words in each header (exact synonyms first)."""
+def guess_mapping(
+    headers: list[str], table: Mapping[str, tuple[str, ...]] = SYNONYMS
+) -> dict[str, str]:
+    """Field name -> header, from the words in each header (the first match wins)."""
     mapping: dict[str, str] = {}
     normalized = {h: words(h) for h in headers}
-    for fieldname, synonyms in SYNONYMS.items():
+    for fieldname, synonyms in table.items():
         for header, norm in normalized.items():
             if norm in synonyms and header not in mapping.values():
                 mapping[fieldname] = header
