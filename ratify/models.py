@@ -1,6 +1,7 @@
 """Imports every domain's tables so Base.metadata is complete (for Alembic and tests)."""
 
 from ratify.accounts.models import PasswordToken, StaffRole, StaffUser
+from ratify.api.models import ApiToken
 from ratify.audit.models import AuditEvent, AuditHead
 from ratify.db import Base
 from ratify.jobs.models import Job, ScheduledTick
@@ -19,6 +20,7 @@ from ratify.rosters.models import (
 from ratify.throttle.models import ThrottleHit
 
 __all__ = [
+    "ApiToken",
     "AuditEvent",
     "AuditHead",
     "BargainingUnit",

@@ -1,0 +1,1 @@
+"""The token-authenticated JSON API under ``/api/v1``."""
