@@ -11,6 +11,7 @@ from starlette.staticfiles import StaticFiles
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from ratify.accounts import views as accounts_views
+from ratify.api import views as api_views
 from ratify.audit import views as audit_views
 from ratify.authz import PUBLIC, RouteAccess
 from ratify.db import create_db_engine, make_sessionmaker
@@ -45,6 +46,7 @@ def routes() -> list[BaseRoute]:
         *orgs_views.ROUTES,
         *audit_views.ROUTES,
         *rosters_views.ROUTES,
+        *api_views.ROUTES,
         PublicMount("/static", app=StaticFiles(directory=STATIC_DIR), name="static"),
     ]
 

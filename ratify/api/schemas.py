@@ -1,0 +1,301 @@
+"""Request and response bodies of the JSON API, as pydantic models: the same classes validate
+what comes in, shape what goes out and (later) write the OpenAPI document."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import date, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, Json
+
+from ratify.rosters.models import EmploymentStatus, MembershipStatus
+
+# NUL and the other C0 controls (tab, newline and carriage return are fine), as the forms
+# refuse them: PostgreSQL cannot store NUL, and the others are never meant.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def _no_controls(value: str) -> str:
+    if _CONTROL.search(value):
+        raise ValueError("holds control characters that cannot be stored")
+    return value
+
+
+Text = Annotated[str, AfterValidator(_no_controls)]
+
+
+class Input(BaseModel):
+    """A request body or query: unknown fields are refused, so a typo is not silently lost."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class Query(BaseModel):
+    """Query parameters: unknown ones are ignored, as on any web page."""
+
+    model_config = ConfigDict(extra="ignore")
+
+
+# -- errors --------------------------------------------------------------------------------------
+
+
+class FieldError(BaseModel):
+    index: int | None = Field(
+        default=None, description="Position of the item in the request's list, from 0."
+    )
+    field: str
+    message: str
+
+
+class ErrorOut(BaseModel):
+    error: int
+    message: str
+    request_id: str
+    errors: list[FieldError] = []
+
+
+# -- members -------------------------------------------------------------------------------------
+
+
+class MembersQuery(Query):
+    page: int = Field(default=1, ge=1, le=1_000_000)
+    per_page: int = Field(default=50, ge=1, le=500)
+    q: Text = Field(default="", max_length=200, description="Name, member number, email or phone.")
+
+
+class ContactOut(BaseModel):
+    """Contact details: only for roles that may read them."""
+
+    email: str
+    phone: str
+    preferred_language: str
+    address_line1: str
+    address_line2: str
+    city: str
+    region: str
+    postal_code: str
+    country: str
+    birth_date: date | None
+
+
+class MemberOut(BaseModel):
+    id: uuid.UUID
+    member_number: str
+    first_name: str
+    last_name: str
+    worksite: str
+    classification: str
+    hire_date: date | None
+    join_date: date | None
+    contact: ContactOut | None = Field(
+        description="Null for roles that may not read contact details."
+    )
+
+
+class UnitCount(BaseModel):
+    code: str
+    name: str
+    members: int
+
+
+class MemberList(BaseModel):
+    total: int
+    page: int
+    per_page: int
+    pages: int
+    units: list[UnitCount] = Field(description="Members in each bargaining unit today.")
+    members: list[MemberOut] | None = Field(
+        description="Null for roles that see counts only (observers)."
+    )
+
+
+class MemberIn(Input):
+    """One member of a batch. Give the same fields for every member; a field left out of the
+    whole batch changes nothing, and an empty one (or null) clears it."""
+
+    member_number: Text = Field(pattern=r"\S", description="The union's number for the member.")
+    first_name: Text | None = None
+    last_name: Text | None = None
+    email: Text | None = None
+    phone: Text | None = None
+    preferred_language: Text | None = None
+    address_line1: Text | None = None
+    address_line2: Text | None = None
+    city: Text | None = None
+    region: Text | None = None
+    postal_code: Text | None = None
+    country: Text | None = None
+    worksite: Text | None = None
+    classification: Text | None = None
+    hire_date: date | None = None
+    join_date: date | None = None
+    birth_date: date | None = None
+    unit: Text | None = Field(default=None, description="A bargaining unit's code.")
+    membership_status: MembershipStatus | None = None
+    employment_status: EmploymentStatus | None = None
+
+    def as_row(self) -> dict[str, str]:
+        """The fields this member gives, as the cells of a roster file."""
+        row: dict[str, str] = {}
+        for name in self.model_fields_set:
+            value: Any = getattr(self, name)
+            if value is None:
+                row[name] = ""
+            elif isinstance(value, date):
+                row[name] = value.isoformat()
+            elif isinstance(value, MembershipStatus | EmploymentStatus):
+                row[name] = value.value
+            else:
+                row[name] = str(value)
+        return row
+
+
+MAX_BATCH = 20_000
+
+
+class MemberBatchIn(Input):
+    effective_date: date | None = Field(
+        default=None, description="When the changes take effect; today if not given."
+    )
+    members: list[MemberIn] = Field(min_length=1, max_length=MAX_BATCH)
+
+
+class ImportOut(BaseModel):
+    """One applied import, as the import history keeps it."""
+
+    id: uuid.UUID
+    file_name: str
+    scope: str
+    unit_id: uuid.UUID | None
+    effective_date: date
+    mapping: dict[str, str]
+    counts: dict[str, int]
+    actor_label: str
+    created_at: datetime
+
+
+class Counts(BaseModel):
+    rows: int
+    new: int
+    changed: int
+    leaving: int
+    unchanged: int
+    errors: int = Field(description="Rows with at least one error.")
+
+
+class MemberBatchOut(BaseModel):
+    counts: Counts
+    roster_import: ImportOut | None = Field(
+        description="Null when the batch changed nothing (and so nothing was recorded)."
+    )
+
+
+# -- roster imports ------------------------------------------------------------------------------
+
+
+class ImportStartForm(Input):
+    """The fields sent with the file (multipart/form-data)."""
+
+    scope: Literal["unit", "unit_column", "update_only"]
+    unit: Text | None = Field(default=None, description="The unit's code, for scope=unit.")
+    effective_date: date | None = None
+    source: Text = Field(default="", max_length=100)
+    mapping: Json[dict[str, str]] | None = Field(
+        default=None, description="Field name -> column header, as a JSON object."
+    )
+
+
+class MappingIn(Input):
+    mapping: dict[Text, Text]
+
+
+class RowErrorOut(BaseModel):
+    row: int = Field(description="As a spreadsheet numbers it: the header is row 1.")
+    column: str
+    message: str
+
+
+class PreviewOut(BaseModel):
+    counts: Counts
+    needs_confirmation: bool = Field(
+        description="More than a fifth of the units' members would leave: apply with "
+        "confirm_leaving."
+    )
+    errors: list[RowErrorOut] = Field(description="The first 1000 row errors.")
+
+
+class UploadOut(BaseModel):
+    id: uuid.UUID
+    file_name: str
+    scope: str
+    unit_id: uuid.UUID | None
+    effective_date: date
+    source: str
+    status: Literal["pending", "applied"]
+    headers: list[str]
+    mapping: dict[str, str]
+    preview: PreviewOut | None = Field(description="Null once applied, or while unreadable.")
+    problem: str | None = Field(description="Why there is no preview yet (a mapping to fix).")
+    roster_import: ImportOut | None
+
+
+class ApplyIn(Input):
+    confirm_leaving: bool = False
+
+
+# -- eligibility ---------------------------------------------------------------------------------
+
+
+class ManualDecisionIn(Input):
+    member_number: Text
+    reason: Text = Field(min_length=1, max_length=500)
+
+
+class EligibilityIn(Input):
+    cutoff: date
+    units: list[Text] = Field(min_length=1, max_length=500, description="Unit codes.")
+    membership: list[MembershipStatus] = [MembershipStatus.MEMBER]
+    good_standing: bool = True
+    employment: list[EmploymentStatus] = [EmploymentStatus.ACTIVE, EmploymentStatus.ON_LEAVE]
+    joined_days_before: int | None = Field(default=None, ge=0, le=36_500)
+    includes: list[ManualDecisionIn] = Field(default=[], max_length=10_000)
+    excludes: list[ManualDecisionIn] = Field(default=[], max_length=10_000)
+    page: int = Field(default=1, ge=1, le=1_000_000)
+    per_page: int = Field(default=100, ge=1, le=1000)
+
+
+class UnitDecisions(BaseModel):
+    code: str
+    eligible: int
+    not_eligible: int
+
+
+class DecisionOut(BaseModel):
+    member_number: str
+    name: str
+    units: list[str]
+    eligible: bool
+    reasons: list[str]
+    note: str
+
+
+class DecisionPage(BaseModel):
+    total: int
+    page: int
+    per_page: int
+    pages: int
+    items: list[DecisionOut]
+
+
+class EligibilityOut(BaseModel):
+    cutoff: date
+    eligible: int
+    not_eligible: int
+    excluded_by_reason: dict[str, int] = Field(description="Each member counted once.")
+    reasons: dict[str, str] = Field(description="What each reason code means.")
+    units: list[UnitDecisions]
+    decisions: DecisionPage | None = Field(
+        description="Null for roles that may not read members' names."
+    )
