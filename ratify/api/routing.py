@@ -181,7 +181,7 @@ class ApiRoute(Route):
                 fields = {k: v for k, v in form.items() if isinstance(v, str)}
                 body = validate(self.body_model, fields)
             elif self.body_model is not None:
-                body = validate_json(self.body_model, raw, request)
+                body = validate_json(self.body_model, raw)
             ctx = ApiContext(
                 request=request,
                 db=db,
@@ -281,7 +281,7 @@ def validate(model: type[M], data: dict[str, Any]) -> M:
         raise Unprocessable(field_errors(exc)) from None
 
 
-def validate_json(model: type[M], raw: bytes, request: Request) -> M:
+def validate_json(model: type[M], raw: bytes) -> M:
     try:
         return model.model_validate_json(raw or b"{}")
     except ValidationError as exc:

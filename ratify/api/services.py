@@ -187,6 +187,12 @@ def upsert_batch(
     ]
     if uneven:
         raise BatchInvalid(uneven)
+    # One batch at a time per organization: two syncs adding the same new member at once
+    # would otherwise both see it missing. (NO KEY UPDATE: rows that merely reference the
+    # organization, audit events say, are not held up.)
+    db.execute(
+        select(Organization.id).where(Organization.id == org.id).with_for_update(key_share=True)
+    )
     # The batch becomes a roster file, so that it passes exactly the checks a file does.
     out = io.StringIO()
     writer = csv.writer(out, dialect=csv.excel, quoting=csv.QUOTE_ALL)

@@ -3,14 +3,20 @@ import history; and hostile or malformed input is a 4xx, never a 500."""
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from datetime import date
 
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from ratify.api import services as tokens
 from ratify.audit.models import AuditEvent
 from ratify.authz import Role
+from ratify.db import unit_of_work
+from ratify.orgs.models import Organization
 from ratify.rosters.models import Member, MemberStatusPeriod, RosterImport, UnitAssignment
 from tests.api.support import add_member, bearer, make_token, make_unit
 from tests.factories import make_org
+from tests.helpers import run_together
 
 
 def _batch(client, org, secret, body):  # type: ignore[no-untyped-def]
@@ -200,3 +206,34 @@ def test_another_organizations_roster_cannot_be_written(db: Session, client) -> 
     ada = db.scalars(select(Member).where(Member.member_number == "100")).one()
     db.refresh(ada)
     assert ada.last_name == "Lovelace" and _count(db, Member) == 1
+
+
+def test_two_batches_adding_the_same_member_at_once_both_succeed(
+    live_sessions: sessionmaker[Session],
+) -> None:
+    """Two syncs racing on committed data: one adds the member, the other then finds it."""
+    with unit_of_work(live_sessions) as s:
+        org = make_org(s)
+        make_unit(s, org)
+        secrets = [make_token(s, org), make_token(s, org)]  # two syncs, two tokens
+        org_id = org.id
+
+    def send(n: int) -> dict[str, int]:
+        with unit_of_work(live_sessions) as s:
+            token = tokens.authenticate(s, secrets[n])
+            assert token is not None
+            result = tokens.upsert_batch(
+                s,
+                s.get_one(Organization, org_id),
+                token,
+                [{"member_number": "500", "last_name": "Racer", "first_name": f"{n}"}],
+                effective=date(2026, 11, 1),
+                phone_region="US",
+            )
+            return result.preview.counts()
+
+    results = run_together(send, 2)
+    assert not [r for r in results if isinstance(r, BaseException)], results
+    assert sorted(r["new"] for r in results) == [0, 1]  # type: ignore[index]
+    with unit_of_work(live_sessions) as s:
+        assert s.execute(select(func.count()).select_from(Member)).scalar_one() == 1
