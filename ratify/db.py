@@ -12,7 +12,18 @@ from datetime import UTC, datetime
 from enum import Enum
 from typing import Any, ClassVar
 
-from sqlalchemy import DateTime, Dialect, Engine, MetaData, create_engine, event, text
+from sqlalchemy import (
+    ColumnElement,
+    DateTime,
+    Dialect,
+    Engine,
+    MetaData,
+    create_engine,
+    event,
+    func,
+    literal_column,
+    text,
+)
 from sqlalchemy import insert as sa_insert
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
@@ -125,6 +136,29 @@ def check_schema(session: Session) -> None:
     session.execute(text("SELECT version_num FROM alembic_version"))
 
 
+def analyze(session: Session, *tables: Any) -> None:
+    """Refresh PostgreSQL's statistics on tables a bulk load has just grown (as after a
+    restore): the planner would otherwise plan the next queries for the tables' old sizes
+    (nested loops over 300,000 rows). In the caller's transaction, counting its own rows."""
+    if session.get_bind().dialect.name == "postgresql":
+        names = ", ".join(f'"{getattr(t, "__table__", t).name}"' for t in tables)
+        session.execute(text(f"ANALYZE {names}"))
+
+
+def random_uuid(session: Session) -> ColumnElement[uuid.UUID]:
+    """A new random (version 4) UUID per row, made by the database: for INSERT ... SELECT of
+    many rows at once. SQLite has no UUID function, so its 32 hex digits (how the Uuid type
+    stores them there) are built from randomblob with the version and variant bits set."""
+    if session.get_bind().dialect.name == "postgresql":
+        return func.gen_random_uuid()
+    return literal_column(
+        "lower(hex(randomblob(6)) || '4' || substr(hex(randomblob(2)), 2)"
+        " || substr('89ab', 1 + (abs(random()) % 4), 1) || substr(hex(randomblob(2)), 2)"
+        " || hex(randomblob(6)))",
+        Uuid(),
+    )
+
+
 def bulk_insert(
     session: Session, model: Any, rows: list[dict[str, Any]], batch: int = 5000
 ) -> None:
@@ -134,10 +168,12 @@ def bulk_insert(
         return
     if session.get_bind().dialect.name != "postgresql":
         for start in range(0, len(rows), batch):
-            session.execute(sa_insert(model), rows[start : start + batch])
+            session.execute(
+                sa_insert(getattr(model, "__table__", model)), rows[start : start + batch]
+            )
         return
     session.flush()
-    table = model.__table__
+    table = getattr(model, "__table__", model)
     columns = list(rows[0])
     names = ", ".join(f'"{table.c[name].name}"' for name in columns)
     raw = session.connection().connection.driver_connection

@@ -173,7 +173,7 @@ class DuesPreview:
 
     def counts(self) -> dict[str, int]:
         return {
-            "rows": len(self.roster.rows),
+            "rows": self.roster.row_count,
             "payments": len(self.rows),
             "members": len({r.member_number for r in self.rows}),
             "errors": len({e.row for e in self.errors}),
@@ -201,7 +201,7 @@ def preview_dues(
     index = {name: roster.headers.index(mapping[name]) for name in DUES_SYNONYMS}
     known = set(db.scalars(select(Member.member_number).where(Member.organization_id == org.id)))
     result = DuesPreview(roster, received_on)
-    for offset, cells in enumerate(roster.rows):
+    for offset, cells in enumerate(roster.iter_rows()):
         number = offset + 2
         values = {n: (cells[i].strip() if i < len(cells) else "") for n, i in index.items()}
         problems = []

@@ -11,19 +11,31 @@ import csv
 import hashlib
 import io
 import re
+import sys
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
 from python_calamine import CalamineWorkbook
-from sqlalchemy import select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import (
+    Column,
+    MetaData,
+    String,
+    Table,
+    Uuid,
+    and_,
+    insert,
+    literal,
+    select,
+    update,
+)
+from sqlalchemy.orm import Session, aliased
 
 from ratify.accounts.models import StaffUser
 from ratify.audit import services as audit
-from ratify.db import bulk_insert, utcnow
+from ratify.db import analyze, bulk_insert, random_uuid, utcnow
 from ratify.errors import N_, BadRequest, Conflict, NotFound
 from ratify.orgs.models import Organization
 from ratify.rosters import services as rosters
@@ -101,20 +113,38 @@ class RosterFileError(BadRequest):
 
 @dataclass(frozen=True)
 class RosterFile:
+    """A readable roster. Its rows are read again from the file's bytes on each pass
+    (``iter_rows``), so a 300,000-row file is never held in memory twice."""
+
     file_name: str
     digest: str
     headers: list[str]
-    rows: list[list[str]]  # data rows, without the header
+    row_count: int  # data rows, without the header and blank rows
+    data: bytes = field(repr=False)
+    encoding: str | None  # None: a spreadsheet
+    dialect: Any = None  # the sniffed CSV dialect
+
+    def iter_rows(self) -> Iterator[list[str]]:
+        """The data rows, each a list of cell texts, without the header and blank rows."""
+        rows = _table(self.data, self.encoding, self.dialect)
+        next(rows, None)  # the header
+        return rows
+
+    @property
+    def rows(self) -> list[list[str]]:
+        """All data rows at once: for small files and tests; large ones use ``iter_rows``."""
+        return list(self.iter_rows())
 
 
-def decode(data: bytes) -> str:
+def _encoding(data: bytes) -> str:
     """UTF-8 (with or without BOM), else Windows-1252, the usual two for payroll exports."""
     if b"\x00" in data[:4096]:
         raise RosterFileError(N_("This is not a text (CSV) file."))
     try:
-        return data.decode("utf-8-sig")
+        data.decode("utf-8-sig")
     except UnicodeDecodeError:
-        return data.decode("cp1252", errors="replace")
+        return "cp1252"
+    return "utf-8-sig"
 
 
 SPREADSHEET_MAGIC = (b"PK\x03\x04", b"\xd0\xcf\x11\xe0")  # .xlsx/.ods (zip), old .xls
@@ -122,51 +152,61 @@ SPREADSHEET_MAGIC = (b"PK\x03\x04", b"\xd0\xcf\x11\xe0")  # .xlsx/.ods (zip), ol
 
 def read_roster(file_name: str, data: bytes) -> RosterFile:
     """Parse a roster: a spreadsheet (.xlsx, .xls, .ods: its first sheet), or CSV with the
-    delimiter sniffed among , ; tab and |."""
+    delimiter sniffed among , ; tab and |. The whole file is read once here, so a broken one
+    is refused now, not halfway through an import."""
     if not data.strip():
         raise RosterFileError(N_("The file is empty."))
-    if data.startswith(SPREADSHEET_MAGIC):
-        return _roster_from(file_name, data, _spreadsheet_rows(data))
-    text = decode(data)
+    encoding: str | None = None
+    dialect: Any = None
+    if not data.startswith(SPREADSHEET_MAGIC):
+        encoding = _encoding(data)
+        try:
+            dialect = csv.Sniffer().sniff(
+                data[:8192].decode(encoding, errors="ignore"), delimiters=",;\t|"
+            )
+        except csv.Error:
+            dialect = csv.excel
+    rows = _table(data, encoding, dialect)
+    headers = [h.strip() for h in next(rows, [])]
+    if len(headers) > MAX_COLUMNS:
+        raise RosterFileError(N_("The file has more than %(max)s columns."), max=MAX_COLUMNS)
+    row_count = sum(1 for _ in rows)
+    if not row_count:
+        raise RosterFileError(N_("The file needs a header row and at least one member."))
+    return RosterFile(
+        file_name, hashlib.sha256(data).hexdigest(), headers, row_count, data, encoding, dialect
+    )
+
+
+def _table(data: bytes, encoding: str | None, dialect: Any) -> Iterator[list[str]]:
+    """Every non-blank row of the file, the header first, decoded as it is read."""
+    if encoding is None:
+        yield from _spreadsheet_rows(data)
+        return
+    text = io.TextIOWrapper(io.BytesIO(data), encoding=encoding, errors="replace", newline="")
     try:
-        dialect: type[csv.Dialect] | csv.Dialect = csv.Sniffer().sniff(
-            text[:8192], delimiters=",;\t|"
-        )
-    except csv.Error:
-        dialect = csv.excel
-    try:
-        table = [
-            row for row in csv.reader(io.StringIO(text), dialect) if any(c.strip() for c in row)
-        ]
+        for row in csv.reader(text, dialect):
+            if any(c.strip() for c in row):
+                yield row
     except csv.Error as exc:
         raise RosterFileError(
             N_("The file could not be read as CSV: %(problem)s"), problem=str(exc)
         ) from None
-    return _roster_from(file_name, data, table)
 
 
-def _roster_from(file_name: str, data: bytes, table: list[list[str]]) -> RosterFile:
-    if len(table) < 2:
-        raise RosterFileError(N_("The file needs a header row and at least one member."))
-    headers = [h.strip() for h in table[0]]
-    if len(headers) > MAX_COLUMNS:
-        raise RosterFileError(N_("The file has more than %(max)s columns."), max=MAX_COLUMNS)
-    return RosterFile(file_name, hashlib.sha256(data).hexdigest(), headers, table[1:])
-
-
-def _spreadsheet_rows(data: bytes) -> list[list[str]]:
+def _spreadsheet_rows(data: bytes) -> Iterator[list[str]]:
     """The first sheet's rows as text: whole numbers without ".0", dates as YYYY-MM-DD."""
     try:
         workbook = CalamineWorkbook.from_filelike(io.BytesIO(data))
-        rows = workbook.get_sheet_by_index(0).to_python(skip_empty_area=False)
+        rows = workbook.get_sheet_by_index(0).iter_rows()
+        for row in rows:
+            cells = [_cell_text(value) for value in row]
+            if any(cells):
+                yield cells
+    except RosterFileError:
+        raise
     except Exception:  # calamine raises several kinds for damaged or protected files
         raise RosterFileError(N_("This spreadsheet could not be read.")) from None
-    table = []
-    for row in rows:
-        cells = [_cell_text(value) for value in row]
-        if any(cells):
-            table.append(cells)
-    return table
 
 
 def _cell_text(value: object) -> str:
@@ -206,6 +246,11 @@ def looks_like_formula(raw: str) -> bool:
 def parse_date(raw: str) -> date | None:
     """A date in any common format, or an Excel serial day number; None if none fits."""
     raw = raw.strip()
+    if len(raw) == 10 and raw[4] == "-" and raw[7] == "-":  # ISO, the usual: no format loop
+        try:
+            return date.fromisoformat(raw)
+        except ValueError:
+            pass
     if re.fullmatch(r"\d{5}(\.\d+)?", raw):  # Excel serial (1937-2173)
         days = int(float(raw))
         if 13_000 <= days <= 100_000:
@@ -218,14 +263,14 @@ def parse_date(raw: str) -> date | None:
     return None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RowError:
     row: int  # as a spreadsheet numbers it: the header is row 1
     column: str
     message: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RosterRow:
     row: int
     fields: MemberFields
@@ -244,11 +289,12 @@ def check_rows(
     phone_region: str,
     unit_codes: set[str],
     same_as_stored: Callable[[Cell], bool] | None = None,
+    progress: Callable[[int], None] | None = None,
 ) -> tuple[list[RosterRow], list[RowError], list[tuple[str, str | None]]]:
     """Every row checked; errors name row, column and problem. A row whose text is exactly
     what is stored already (``same_as_stored``) is only counted: (number, unit code) in the
     third list. Stored values were checked on the way in, so a weekly re-import validates
-    only what changed."""
+    only what changed. ``progress`` hears how many rows are done, every few thousand."""
     if "member_number" not in mapping:
         raise RosterFileError(N_("Map a column to the member number: every row needs one."))
     unknown = set(mapping.values()) - set(roster.headers)
@@ -258,19 +304,22 @@ def check_rows(
             columns=", ".join(sorted(unknown)),
         )
     index = {name: roster.headers.index(header) for name, header in mapping.items()}
+    mapped = [name for name in MemberFields.__dataclass_fields__ if name in index]
     good: list[RosterRow] = []
     errors: list[RowError] = []
     same: list[tuple[str, str | None]] = []
     seen: dict[str, int] = {}
-    for offset, cells in enumerate(roster.rows):
+    for offset, cells in enumerate(roster.iter_rows()):
         number = offset + 2
+        if progress is not None and offset and offset % PROGRESS_EVERY == 0:
+            progress(offset)
 
         def cell(name: str, cells: list[str] = cells) -> str:
             i = index.get(name)
             return cells[i].strip() if i is not None and i < len(cells) else ""
 
         if same_as_stored is not None and same_as_stored(cell):
-            member_number = cell("member_number")
+            member_number = sys.intern(cell("member_number"))
             if member_number in seen:
                 errors.append(
                     RowError(
@@ -285,10 +334,11 @@ def check_rows(
             continue
 
         problems: list[RowError] = []
-        values: dict[str, object] = {}
-        for name in MemberFields.__dataclass_fields__:
+        values: dict[str, Any] = {}
+        for name in mapped:
             raw = cell(name)
-            values[name] = None if name in DATE_FIELDS else ""
+            if not raw:
+                continue
             if len(raw) > MAX_CELL:
                 problems.append(RowError(number, mapping[name], N_("This is too long.")))
             elif looks_like_formula(raw):
@@ -296,8 +346,8 @@ def check_rows(
                     RowError(number, mapping[name], N_("A cell may not start with a formula."))
                 )
             elif name in DATE_FIELDS:
-                values[name] = parse_date(raw) if raw else None
-                if raw and values[name] is None:
+                values[name] = parse_date(raw)
+                if values[name] is None:
                     problems.append(RowError(number, mapping[name], N_("This is not a date.")))
             else:
                 values[name] = raw
@@ -322,7 +372,11 @@ def check_rows(
                     RowError(number, mapping["unit"], N_("No bargaining unit has this code."))
                 )
         try:
-            cleaned = rosters.clean_member_fields(MemberFields(**values), phone_region)  # type: ignore[arg-type]
+            cleaned = rosters.clean_member_fields(
+                MemberFields(values.pop("member_number", ""), values.pop("first_name", ""),
+                             values.pop("last_name", ""), **values),
+                phone_region,
+            )  # fmt: skip
         except rosters.MemberInvalid as exc:
             problems += [
                 RowError(number, mapping.get(name, name), message)
@@ -343,6 +397,9 @@ def check_rows(
         else:
             good.append(RosterRow(number, cleaned, membership, employment, unit_code))
     return good, errors, same
+
+
+PROGRESS_EVERY = 5000
 
 
 @dataclass
@@ -369,7 +426,7 @@ class Preview:
 
     def counts(self) -> dict[str, int]:
         return {
-            "rows": len(self.roster.rows),
+            "rows": self.roster.row_count,
             "new": len(self.new),
             "changed": len(self.changed),
             "leaving": len(self.leaving),
@@ -385,35 +442,57 @@ class Preview:
         return len(self.leaving) / in_scope if in_scope else 0.0
 
 
-def _current(
-    db: Session, org: Organization
-) -> tuple[dict[str, Any], dict[tuple[str, str], str], dict[str, set[str]]]:
-    """The roster as it stands, as plain rows (a 300,000-member roster as ORM objects would
-    cost far more memory and time)."""
-    columns = [getattr(Member, name) for name in MemberFields.__dataclass_fields__]
-    members = {
-        row.member_number: row
-        for row in db.execute(
-            select(Member.id, *columns).where(Member.organization_id == org.id)
-        ).all()
-    }
+STATUS_COLUMNS = (
+    (StatusKind.MEMBERSHIP, "membership_status", MEMBERSHIP_WORDS),
+    (StatusKind.EMPLOYMENT, "employment_status", EMPLOYMENT_WORDS),
+)
+
+
+def _stored(
+    db: Session, org: Organization, mapping: Mapping[str, str], compared: list[str]
+) -> tuple[dict[str, tuple[uuid.UUID, int]], dict[str, tuple[str, ...]]]:
+    """The roster as it stands, small: member number -> (id, fingerprint of what this file's
+    columns would say of the member), and member number -> the unit codes they are in today.
+    A 300,000-member roster as ORM objects, or even as full rows, would cost far more memory."""
     statuses = {
-        (number, kind.value): status
-        for number, kind, status in db.execute(
-            select(Member.member_number, MemberStatusPeriod.kind, MemberStatusPeriod.status)
-            .join(MemberStatusPeriod, MemberStatusPeriod.member_id == Member.id)
-            .where(Member.organization_id == org.id, MemberStatusPeriod.end_date.is_(None))
-        ).all()
+        kind: aliased(MemberStatusPeriod, name=f"{kind.value}_period")
+        for kind, _, _ in STATUS_COLUMNS
     }
-    units: dict[str, set[str]] = {}
+    stmt = select(
+        Member.member_number,
+        Member.id,
+        *(getattr(Member, name) for name in compared),
+        *(statuses[kind].status for kind, _, _ in STATUS_COLUMNS),
+    ).where(Member.organization_id == org.id)
+    for kind, period in statuses.items():
+        stmt = stmt.outerjoin(
+            period,
+            and_(period.member_id == Member.id, period.kind == kind, period.end_date.is_(None)),
+        )
+    members: dict[str, tuple[uuid.UUID, int]] = {}
+    for row in db.execute(stmt.execution_options(yield_per=10_000)):
+        shown = tuple(_show(value) for value in row[2 : 2 + len(compared)])
+        status = [
+            value if column in mapping else None
+            for (_, column, _), value in zip(STATUS_COLUMNS, row[2 + len(compared) :], strict=True)
+        ]
+        members[sys.intern(row[0])] = (row[1], hash((shown, *status)))
+    units: dict[str, tuple[str, ...]] = {}
     for number, code in db.execute(
         select(Member.member_number, BargainingUnit.code)
         .join(UnitAssignment, UnitAssignment.member_id == Member.id)
         .join(BargainingUnit, BargainingUnit.id == UnitAssignment.unit_id)
         .where(Member.organization_id == org.id, UnitAssignment.end_date.is_(None))
-    ).all():
-        units.setdefault(number, set()).add(code)
-    return members, statuses, units
+        .execution_options(yield_per=10_000)
+    ):
+        number = sys.intern(number)
+        units[number] = (*units.get(number, ()), sys.intern(code))
+    return members, units
+
+
+def _chunks(items: list[Any], size: int = 5000) -> Iterator[list[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
 
 
 def preview(
@@ -426,6 +505,7 @@ def preview(
     unit: BargainingUnit | None,
     effective: date,
     phone_region: str,
+    progress: Callable[[int], None] | None = None,
 ) -> Preview:
     """What applying the file would do: new, changed (field by field), leaving, unchanged."""
     rosters.require_union(org)
@@ -434,31 +514,34 @@ def preview(
     if scope == ImportScope.UNIT_COLUMN and "unit" not in mapping:
         raise BadRequest(N_("Map the column that names each member's unit."))
     units = {u.code: u for u in rosters.list_units(db, org)}
-    members, statuses, current_units = _current(db, org)
     compared = [
         n for n in MemberFields.__dataclass_fields__ if n in mapping and n != "member_number"
     ]
+    members, current_units = _stored(db, org, mapping, compared)
 
     def same_as_stored(cell: Cell) -> bool:
+        # The row's text against the stored fingerprint (a 64-bit hash: two different rows of
+        # one member agreeing by chance is a 1 in 2**64 event): only differing rows are checked.
         number = cell("member_number")
         stored = members.get(number)
         if stored is None:
             return False
-        if any(cell(name) != _show(getattr(stored, name)) for name in compared):
-            return False
-        for kind, column, words_ in (
-            (StatusKind.MEMBERSHIP, "membership_status", MEMBERSHIP_WORDS),
-            (StatusKind.EMPLOYMENT, "employment_status", EMPLOYMENT_WORDS),
-        ):
+        status: list[str | None] = []
+        for _, column, words_ in STATUS_COLUMNS:
             if column in mapping:
-                status = words_.get(words(cell(column)))
-                if status is None or status.value != statuses.get((number, kind.value)):
+                value = words_.get(words(cell(column)))
+                if value is None:
                     return False
+                status.append(value.value)
+            else:
+                status.append(None)
+        if hash((tuple(cell(name) for name in compared), *status)) != stored[1]:
+            return False
         if scope == ImportScope.UNIT and unit is not None:
             target: str | None = unit.code
         else:
             target = cell("unit").upper() if "unit" in mapping else None
-        return target is None or target in current_units.get(number, set())
+        return target is None or target in current_units.get(number, ())
 
     rows, errors, same = check_rows(
         roster,
@@ -466,38 +549,37 @@ def preview(
         phone_region=phone_region,
         unit_codes=set(units),
         same_as_stored=same_as_stored,
+        progress=progress,
     )
     result = Preview(roster, scope, unit, effective, dict(mapping), rows, errors)
     result.unchanged = len(same)
     in_file = {number for number, _ in same}
-    for row in rows:
-        number = row.fields.member_number
-        in_file.add(number)
-        member = members.get(number)
-        if member is None:
-            result.new.append(row)
-            continue
-        change = Change(number, f"{member.first_name} {member.last_name}".strip())
-        for name in MemberFields.__dataclass_fields__:
-            if name not in mapping:
-                continue  # a column the file does not have changes nothing
-            before, after = getattr(member, name), getattr(row.fields, name)
-            if before != after:
-                change.fields[name] = (_show(before), _show(after))
-        for kind, value in (
-            (StatusKind.MEMBERSHIP, row.membership),
-            (StatusKind.EMPLOYMENT, row.employment),
-        ):
-            before_status = statuses.get((number, kind.value))
-            if value is not None and before_status != value.value:
-                change.fields[f"{kind.value}_status"] = (before_status or "", value.value)
-        target = _target_unit(row, scope, unit)
-        if target is not None and target not in current_units.get(number, set()):
-            change.fields["unit"] = (", ".join(sorted(current_units.get(number, set()))), target)
-        if change.fields:
-            result.changed.append((row, change))
-        else:
-            result.unchanged += 1
+    in_file.update(row.fields.member_number for row in rows)
+    result.new = [row for row in rows if row.fields.member_number not in members]
+    known = [row for row in rows if row.fields.member_number in members]
+    for chunk in _chunks(known):
+        before = _members_by_number(db, org, [row.fields.member_number for row in chunk])
+        ids = [before[row.fields.member_number].id for row in chunk]
+        status_before = {
+            (member_id, kind): status
+            for member_id, kind, status in db.execute(
+                select(
+                    MemberStatusPeriod.member_id, MemberStatusPeriod.kind, MemberStatusPeriod.status
+                ).where(
+                    MemberStatusPeriod.member_id.in_(ids), MemberStatusPeriod.end_date.is_(None)
+                )
+            )
+        }
+        for row in chunk:
+            change = _change(row, before[row.fields.member_number], status_before, mapping)
+            target = _target_unit(row, scope, unit)
+            held = current_units.get(row.fields.member_number, ())
+            if target is not None and target not in held:
+                change.fields["unit"] = (", ".join(sorted(held)), target)
+            if change.fields:
+                result.changed.append((row, change))
+            else:
+                result.unchanged += 1
     if scope != ImportScope.UPDATE_ONLY:
         listed = [(r.fields.member_number, r.unit_code) for r in rows] + same
         scoped = (
@@ -506,17 +588,53 @@ def preview(
             else {code for _, code in listed if code}
         )
         result.scoped_codes = scoped
-        for number, codes in current_units.items():
-            for code in sorted(codes & scoped):
-                if number not in in_file:
-                    result.leaving.append((members[number], units[code]))
+        leaving = [
+            (number, code)
+            for number, codes in current_units.items()
+            if number not in in_file
+            for code in sorted(set(codes) & scoped)
+        ]
         if scope == ImportScope.UNIT_COLUMN:
             # Listed under another of the file's units: a transfer, so they leave this one.
             for listed_number, listed_code in listed:
-                moved_from = (current_units.get(listed_number, set()) & scoped) - {listed_code}
-                for code in sorted(moved_from):
-                    result.leaving.append((members[listed_number], units[code]))
+                moved_from = (set(current_units.get(listed_number, ())) & scoped) - {listed_code}
+                leaving += [(listed_number, code) for code in sorted(moved_from)]
+        for chunk in _chunks(leaving):
+            who = _members_by_number(db, org, [number for number, _ in chunk])
+            result.leaving += [(who[number], units[code]) for number, code in chunk]
     return result
+
+
+def _members_by_number(db: Session, org: Organization, numbers: list[str]) -> dict[str, Any]:
+    columns = [getattr(Member, name) for name in MemberFields.__dataclass_fields__]
+    stmt = select(Member.id, *columns).where(
+        Member.organization_id == org.id, Member.member_number.in_(numbers)
+    )
+    return {row.member_number: row for row in db.execute(stmt)}
+
+
+def _change(
+    row: RosterRow,
+    member: Any,
+    status_before: Mapping[tuple[uuid.UUID, StatusKind], str],
+    mapping: Mapping[str, str],
+) -> Change:
+    """What the row would change in the stored member, field by field (columns the file does
+    not have change nothing)."""
+    change = Change(row.fields.member_number, f"{member.first_name} {member.last_name}".strip())
+    for name in MemberFields.__dataclass_fields__:
+        if name in mapping:
+            before, after = getattr(member, name), getattr(row.fields, name)
+            if before != after:
+                change.fields[name] = (_show(before), _show(after))
+    for kind, value in (
+        (StatusKind.MEMBERSHIP, row.membership),
+        (StatusKind.EMPLOYMENT, row.employment),
+    ):
+        before_status = status_before.get((member.id, kind))
+        if value is not None and before_status != value.value:
+            change.fields[f"{kind.value}_status"] = (before_status or "", value.value)
+    return change
 
 
 def _target_unit(row: RosterRow, scope: ImportScope, unit: BargainingUnit | None) -> str | None:
@@ -588,10 +706,8 @@ def apply(
         actor_label=actor_label,
         action="roster.imported",
     )
+    _insert_new_members(db, org, result, units, effective, record)
     touched = [
-        (member_id, "new") for member_id in _insert_new_members(db, org, result, units, effective)
-    ]
-    touched += [
         (member_id, "changed")
         for member_id in _update_changed_members(db, org, result, units, effective)
     ]
@@ -623,6 +739,8 @@ def apply(
             for member_id, change in touched
         ],
     )
+    if len(result.new) + len(result.changed) + len(result.leaving) >= ANALYZE_AFTER:
+        analyze(db, Member, MemberStatusPeriod, UnitAssignment, ImportTouch)
     return record
 
 
@@ -678,6 +796,23 @@ def record_import(
 
 
 BATCH = 5000
+ANALYZE_AFTER = 5000  # rows an import adds or changes before the planner's statistics are refreshed
+
+
+def _new_members_table() -> Table:
+    """A scratch table for one import's new members, dropped when the import is done."""
+    member = Member.__table__.c
+    return Table(
+        "import_new_members",
+        MetaData(),
+        Column("member_id", Uuid(), primary_key=True),
+        *(Column(name, member[name].type) for name in MemberFields.__dataclass_fields__),
+        Column("sort_name", member["sort_name"].type),
+        Column("membership", String(20)),
+        Column("employment", String(20)),
+        Column("unit_id", Uuid()),
+        prefixes=["TEMPORARY"],
+    )
 
 
 def _insert_new_members(
@@ -686,44 +821,79 @@ def _insert_new_members(
     result: Preview,
     units: Mapping[str, BargainingUnit],
     effective: date,
-) -> list[uuid.UUID]:
-    """New members in bulk (multi-row INSERTs, a few thousand rows each): the preview already
-    checked every row and that none of these member numbers exists yet."""
+    roster_import: RosterImport,
+) -> None:
+    """New members in bulk: their rows go into a scratch table (COPY on PostgreSQL, a few
+    thousand at a time, so no second copy of the roster is built), then one INSERT ... SELECT
+    per table makes the members, their first statuses, unit assignments and history rows.
+    The preview already checked every row and that none of these member numbers exists yet."""
+    if not result.new:
+        return
+    staging = _new_members_table()
+    connection = db.connection()
+    staging.create(connection)
+    names = list(MemberFields.__dataclass_fields__)
+    for chunk in _chunks(result.new, BATCH):
+        rows = []
+        for row in chunk:
+            target = _target_unit(row, result.scope, result.unit)
+            values = {name: getattr(row.fields, name) for name in names}
+            values["member_id"] = uuid.uuid4()
+            values["sort_name"] = rosters.sort_name(row.fields.first_name, row.fields.last_name)
+            values["membership"] = (row.membership or MembershipStatus.MEMBER).value
+            values["employment"] = (row.employment or EmploymentStatus.ACTIVE).value
+            values["unit_id"] = units[target].id if target else None
+            rows.append(values)
+        bulk_insert(db, staging, rows)
+    new = staging.c
     now = utcnow()
-    members: list[dict[str, object]] = []
-    periods: list[dict[str, object]] = []
-    assignments: list[dict[str, object]] = []
-    for row in result.new:
-        member_id = uuid.uuid4()
-        fields_ = {name: getattr(row.fields, name) for name in MemberFields.__dataclass_fields__}
-        members.append(
-            {
-                **fields_,
-                "id": member_id,
-                "organization_id": org.id,
-                "sort_name": rosters.sort_name(row.fields.first_name, row.fields.last_name),
-                "created_at": now,
-                "updated_at": now,
-            }
+    db.execute(
+        insert(Member).from_select(
+            ["id", "organization_id", *names, "sort_name", "created_at", "updated_at"],
+            select(
+                new.member_id,
+                literal(org.id, Uuid()),
+                *(new[name] for name in names),
+                new.sort_name,
+                literal(now, Member.__table__.c.created_at.type),
+                literal(now, Member.__table__.c.updated_at.type),
+            ),
         )
-        for kind, status in (
-            (StatusKind.MEMBERSHIP, (row.membership or MembershipStatus.MEMBER).value),
-            (StatusKind.EMPLOYMENT, (row.employment or EmploymentStatus.ACTIVE).value),
-        ):
-            periods.append(
-                {"id": uuid.uuid4(), "member_id": member_id, "kind": kind, "status": status,
-                 "start_date": effective, "end_date": None}
-            )  # fmt: skip
-        target = _target_unit(row, result.scope, result.unit)
-        if target:
-            assignments.append(
-                {"id": uuid.uuid4(), "member_id": member_id, "unit_id": units[target].id,
-                 "start_date": effective, "end_date": None}
-            )  # fmt: skip
-    bulk_insert(db, Member, members)
-    bulk_insert(db, MemberStatusPeriod, periods)
-    bulk_insert(db, UnitAssignment, assignments)
-    return [member["id"] for member in members]  # type: ignore[misc]
+    )
+    kind_type = MemberStatusPeriod.__table__.c.kind.type
+    for kind, column in (
+        (StatusKind.MEMBERSHIP, new.membership),
+        (StatusKind.EMPLOYMENT, new.employment),
+    ):
+        db.execute(
+            insert(MemberStatusPeriod).from_select(
+                ["id", "member_id", "kind", "status", "start_date"],
+                select(
+                    random_uuid(db),
+                    new.member_id,
+                    literal(kind, kind_type),
+                    column,
+                    literal(effective),
+                ),
+            )
+        )
+    db.execute(
+        insert(UnitAssignment).from_select(
+            ["id", "member_id", "unit_id", "start_date"],
+            select(random_uuid(db), new.member_id, new.unit_id, literal(effective)).where(
+                new.unit_id.is_not(None)
+            ),
+        )
+    )
+    db.execute(
+        insert(ImportTouch).from_select(
+            ["id", "roster_import_id", "member_id", "change"],
+            select(
+                random_uuid(db), literal(roster_import.id, Uuid()), new.member_id, literal("new")
+            ),
+        )
+    )
+    staging.drop(connection)
 
 
 def _update_changed_members(
@@ -1004,7 +1174,6 @@ __all__ = [
     "RowError",
     "apply",
     "check_rows",
-    "decode",
     "guess_mapping",
     "parse_date",
     "parse_mapping",

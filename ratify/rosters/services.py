@@ -203,7 +203,7 @@ MEMBER_TEXT_LIMITS = {
 }
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class MemberFields:
     """A member's details as given (by an import row, the API or a form)."""
 

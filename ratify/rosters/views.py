@@ -328,7 +328,7 @@ def import_map(ctx: ViewContext, status_code: int = 200, problem: str | None = N
         status_code=status_code,
         upload=upload,
         headers=roster.headers,
-        row_count=len(roster.rows),
+        row_count=roster.row_count,
         fields=[(name, ctx.gettext(label)) for name, label in FIELD_LABELS.items()],
         problem=problem,
     )

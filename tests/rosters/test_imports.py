@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import io
 import re
+import uuid
 from datetime import date
 
 import pytest
@@ -392,3 +393,41 @@ def test_a_reimport_validates_only_rows_that_differ(db: Session, monkeypatch) ->
     assert checked == ["5"]  # only the changed row; the identical repeat is only counted
     assert result.counts()["unchanged"] == 19 and result.counts()["changed"] == 1
     assert [e.message for e in result.errors] == ["This member number is also on an earlier row."]
+
+
+def test_new_members_get_statuses_a_unit_and_a_history_row_with_fresh_ids(db: Session) -> None:
+    from ratify.rosters.models import ImportTouch, MemberStatusPeriod, UnitAssignment
+
+    org, rn, _ = _org_with_units(db)
+    data = (HEADER + "1001,Ada,Lovelace,,,,fee payer\n1002,Grace,Hopper,,,,member\n").encode()
+    record = imports.apply(
+        db, org, _preview(db, org, data, unit=rn), actor_label="test", phone_region="US"
+    )
+    members = {m.member_number: m for m in db.scalars(select(Member))}
+    assert members["1001"].sort_name == "lovelace ada"
+    periods = db.execute(
+        select(Member.member_number, MemberStatusPeriod.kind, MemberStatusPeriod.status,
+               MemberStatusPeriod.start_date, MemberStatusPeriod.id)
+        .join(Member, Member.id == MemberStatusPeriod.member_id)
+    ).all()  # fmt: skip
+    assert sorted(p[:4] for p in periods) == [
+        ("1001", StatusKind.EMPLOYMENT, "active", EFFECTIVE),
+        ("1001", StatusKind.MEMBERSHIP, "fee_payer", EFFECTIVE),
+        ("1002", StatusKind.EMPLOYMENT, "active", EFFECTIVE),
+        ("1002", StatusKind.MEMBERSHIP, "member", EFFECTIVE),
+    ]
+    assignments = db.execute(select(UnitAssignment.member_id, UnitAssignment.unit_id)).all()
+    assert sorted(assignments) == sorted((m.id, rn.id) for m in members.values())
+    touches = db.execute(
+        select(
+            ImportTouch.member_id, ImportTouch.change, ImportTouch.roster_import_id, ImportTouch.id
+        )
+    ).all()
+    assert sorted(t[:3] for t in touches) == sorted(
+        (m.id, "new", record.id) for m in members.values()
+    )
+    # Ids made by the database (for bulk inserts) are distinct version-4 UUIDs on both engines.
+    made = [p.id for p in periods] + [t.id for t in touches]
+    assert len(set(made)) == len(made)
+    assert {i.version for i in made} == {4}
+    assert {i.variant for i in made} == {uuid.RFC_4122}

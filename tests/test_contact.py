@@ -1,0 +1,35 @@
+"""Contact normalization: the cached fast path for email agrees with email-validator."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from ratify.contact import _validated, normalize_email, normalize_phone
+
+LOCAL = st.text(alphabet="aZ09._-+!#'=~ü\"@ ", min_size=0, max_size=12)
+DOMAIN = st.sampled_from(
+    ["example.org", "Members.Example", "a.test", "localhost", "-a.org", "a..org", "bücher.ch",
+     "xn--bcher-kva.ch", "1.2.3.4", "a.b", "example.invalid", "", "x.org."]
+)  # fmt: skip
+
+
+@given(local=LOCAL, domain=DOMAIN)
+def test_fast_path_gives_the_same_answer_as_email_validator(local: str, domain: str) -> None:
+    address = f"{local}@{domain}"
+    assert normalize_email(address) == _validated(address.strip())
+
+
+def test_addresses_are_lower_cased_and_bad_ones_refused() -> None:
+    assert normalize_email("  Ana.Ruiz@Members.Example ") == "ana.ruiz@members.example"
+    assert normalize_email("ana..ruiz@example.org") is None
+    assert normalize_email("ana@localhost") is None
+    assert normalize_email("ana@example.invalid") is None
+    long_local = "x" * 65 + "@example.org"  # past the fast path's limit: the library decides
+    assert normalize_email(long_local) == _validated(long_local)
+
+
+def test_phones_become_e164_in_the_default_region() -> None:
+    assert normalize_phone("(312) 555-0132", "US") == "+13125550132"
+    assert normalize_phone("+44 20 7946 0958", "US") == "+442079460958"
+    assert normalize_phone("12", "US") is None
