@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from operator import itemgetter
 from typing import Any
 
 from python_calamine import CalamineWorkbook
@@ -279,22 +280,7 @@ class RosterRow:
     unit_code: str | None
 
 
-Cell = Callable[[str], str]
-
-
-def check_rows(
-    roster: RosterFile,
-    mapping: Mapping[str, str],
-    *,
-    phone_region: str,
-    unit_codes: set[str],
-    same_as_stored: Callable[[Cell], bool] | None = None,
-    progress: Callable[[int], None] | None = None,
-) -> tuple[list[RosterRow], list[RowError], list[tuple[str, str | None]]]:
-    """Every row checked; errors name row, column and problem. A row whose text is exactly
-    what is stored already (``same_as_stored``) is only counted: (number, unit code) in the
-    third list. Stored values were checked on the way in, so a weekly re-import validates
-    only what changed. ``progress`` hears how many rows are done, every few thousand."""
+def check_mapping(roster: RosterFile, mapping: Mapping[str, str]) -> None:
     if "member_number" not in mapping:
         raise RosterFileError(N_("Map a column to the member number: every row needs one."))
     unknown = set(mapping.values()) - set(roster.headers)
@@ -303,6 +289,22 @@ def check_rows(
             N_("The mapping names columns the file does not have: %(columns)s"),
             columns=", ".join(sorted(unknown)),
         )
+
+
+def check_rows(
+    roster: RosterFile,
+    mapping: Mapping[str, str],
+    *,
+    phone_region: str,
+    unit_codes: set[str],
+    same_as_stored: Callable[[list[str]], bool] | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> tuple[list[RosterRow], list[RowError], list[tuple[str, str | None]]]:
+    """Every row checked; errors name row, column and problem. A row whose text is exactly
+    what is stored already (``same_as_stored``) is only counted: (number, unit code) in the
+    third list. Stored values were checked on the way in, so a weekly re-import validates
+    only what changed. ``progress`` hears how many rows are done, every few thousand."""
+    check_mapping(roster, mapping)
     index = {name: roster.headers.index(header) for name, header in mapping.items()}
     mapped = [name for name in MemberFields.__dataclass_fields__ if name in index]
     good: list[RosterRow] = []
@@ -318,7 +320,7 @@ def check_rows(
             i = index.get(name)
             return cells[i].strip() if i is not None and i < len(cells) else ""
 
-        if same_as_stored is not None and same_as_stored(cell):
+        if same_as_stored is not None and same_as_stored(cells):
             member_number = sys.intern(cell("member_number"))
             if member_number in seen:
                 errors.append(
@@ -450,33 +452,36 @@ STATUS_COLUMNS = (
 
 def _stored(
     db: Session, org: Organization, mapping: Mapping[str, str], compared: list[str]
-) -> tuple[dict[str, tuple[uuid.UUID, int]], dict[str, tuple[str, ...]]]:
-    """The roster as it stands, small: member number -> (id, fingerprint of what this file's
-    columns would say of the member), and member number -> the unit codes they are in today.
+) -> tuple[dict[str, int], dict[str, tuple[str, ...]]]:
+    """The roster as it stands, small: member number -> fingerprint of what this file's
+    columns would say of the member, and member number -> the unit codes they are in today.
     A 300,000-member roster as ORM objects, or even as full rows, would cost far more memory."""
-    statuses = {
+    periods = {
         kind: aliased(MemberStatusPeriod, name=f"{kind.value}_period")
-        for kind, _, _ in STATUS_COLUMNS
+        for kind, column, _ in STATUS_COLUMNS
+        if column in mapping
     }
     stmt = select(
         Member.member_number,
-        Member.id,
         *(getattr(Member, name) for name in compared),
-        *(statuses[kind].status for kind, _, _ in STATUS_COLUMNS),
+        *(period.status for period in periods.values()),
     ).where(Member.organization_id == org.id)
-    for kind, period in statuses.items():
+    for kind, period in periods.items():
         stmt = stmt.outerjoin(
             period,
             and_(period.member_id == Member.id, period.kind == kind, period.end_date.is_(None)),
         )
-    members: dict[str, tuple[uuid.UUID, int]] = {}
+    dates = [i for i, name in enumerate(compared, start=1) if name in DATE_FIELDS]
+    end = 1 + len(compared)
+    members: dict[str, int] = {}
     for row in db.execute(stmt.execution_options(yield_per=10_000)):
-        shown = tuple(_show(value) for value in row[2 : 2 + len(compared)])
-        status = [
-            value if column in mapping else None
-            for (_, column, _), value in zip(STATUS_COLUMNS, row[2 + len(compared) :], strict=True)
-        ]
-        members[sys.intern(row[0])] = (row[1], hash((shown, *status)))
+        shown = row[1:end]
+        if dates:
+            values = list(shown)
+            for i in dates:
+                values[i - 1] = _show(values[i - 1])
+            shown = tuple(values)
+        members[sys.intern(row[0])] = hash((shown, *row[end:]))
     units: dict[str, tuple[str, ...]] = {}
     for number, code in db.execute(
         select(Member.member_number, BargainingUnit.code)
@@ -513,34 +518,51 @@ def preview(
         raise BadRequest(N_("Choose the bargaining unit this file is for."))
     if scope == ImportScope.UNIT_COLUMN and "unit" not in mapping:
         raise BadRequest(N_("Map the column that names each member's unit."))
+    check_mapping(roster, mapping)
     units = {u.code: u for u in rosters.list_units(db, org)}
     compared = [
         n for n in MemberFields.__dataclass_fields__ if n in mapping and n != "member_number"
     ]
     members, current_units = _stored(db, org, mapping, compared)
 
-    def same_as_stored(cell: Cell) -> bool:
-        # The row's text against the stored fingerprint (a 64-bit hash: two different rows of
-        # one member agreeing by chance is a 1 in 2**64 event): only differing rows are checked.
-        number = cell("member_number")
+    # A row whose text is what is stored for its member (same fingerprint: a 64-bit hash, so
+    # two different rows of one member agreeing by chance is a 1 in 2**64 event) is only
+    # counted; the rest are checked. Cells are taken as they are: one with stray spaces just
+    # misses this shortcut and is checked like a changed row.
+    statuses = [(column, words_) for _, column, words_ in STATUS_COLUMNS if column in mapping]
+    positions = [
+        roster.headers.index(mapping[name])
+        for name in ["member_number", *compared, *(column for column, _ in statuses)]
+    ]
+    unit_at = roster.headers.index(mapping["unit"]) if "unit" in mapping else None
+    width = max([*positions, unit_at or 0]) + 1
+    pick = itemgetter(*positions, positions[0])  # two at least, so always a tuple
+    status_words: dict[tuple[int, str], str | None] = {}
+    end = 1 + len(compared)
+
+    def same_as_stored(cells: list[str]) -> bool:
+        if len(cells) < width:
+            return False
+        picked = pick(cells)
+        number = picked[0]
         stored = members.get(number)
         if stored is None:
             return False
         status: list[str | None] = []
-        for _, column, words_ in STATUS_COLUMNS:
-            if column in mapping:
-                value = words_.get(words(cell(column)))
-                if value is None:
-                    return False
-                status.append(value.value)
-            else:
-                status.append(None)
-        if hash((tuple(cell(name) for name in compared), *status)) != stored[1]:
+        for j, (_, words_) in enumerate(statuses):
+            raw = picked[end + j]
+            if (j, raw) not in status_words:
+                found = words_.get(words(raw))
+                status_words[(j, raw)] = found.value if found is not None else None
+            if status_words[(j, raw)] is None:
+                return False
+            status.append(status_words[(j, raw)])
+        if hash((picked[1:end], *status)) != stored:
             return False
         if scope == ImportScope.UNIT and unit is not None:
             target: str | None = unit.code
         else:
-            target = cell("unit").upper() if "unit" in mapping else None
+            target = cells[unit_at].strip().upper() if unit_at is not None else None
         return target is None or target in current_units.get(number, ())
 
     rows, errors, same = check_rows(
