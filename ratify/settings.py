@@ -141,6 +141,14 @@ class Settings:
         default=10,
         metadata=_doc("RATIFY_DB_POOL_SIZE", "PostgreSQL connections kept per process."),
     )
+    import_background_rows: int = field(
+        default=5000,
+        metadata=_doc(
+            "RATIFY_IMPORT_BACKGROUND_ROWS",
+            "Roster files with more rows than this are checked and applied by `ratify worker`, "
+            "with a page showing progress; smaller ones at once.",
+        ),
+    )
     worker_poll_seconds: float = field(
         default=1.0,
         metadata=_doc("RATIFY_WORKER_POLL_SECONDS", "How often an idle `ratify worker` looks."),

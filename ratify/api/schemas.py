@@ -233,7 +233,12 @@ class UploadOut(BaseModel):
     unit_id: uuid.UUID | None
     effective_date: date
     source: str
-    status: Literal["pending", "applied"]
+    status: Literal["ready", "checking", "checked", "applying", "applied", "failed"] = Field(
+        description="Large files are checked and applied by the worker: poll until "
+        "`checked` (the preview is ready) or `applied`."
+    )
+    row_count: int
+    rows_done: int = Field(description="Rows checked so far, while `checking`.")
     headers: list[str]
     mapping: dict[str, str]
     preview: PreviewOut | None = Field(description="Null once applied, or while unreadable.")

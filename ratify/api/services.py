@@ -21,10 +21,10 @@ from ratify.api.models import ApiToken
 from ratify.audit import services as audit
 from ratify.authz import Role
 from ratify.db import utcnow
-from ratify.errors import N_, BadRequest, Conflict, NotFound
+from ratify.errors import N_, BadRequest, NotFound
 from ratify.orgs.models import Organization
 from ratify.rosters import imports
-from ratify.rosters.models import ImportScope, Member, RosterImport, RosterUpload
+from ratify.rosters.models import ImportScope, Member, RosterImport
 from ratify.security import token_digest
 
 SECRET_PREFIX = "rat_"  # noqa: S105 (a marker, not a secret: what a scanner can look for)
@@ -231,47 +231,6 @@ def upsert_batch(
         phone_region=phone_region,
     )
     return BatchResult(result, record)
-
-
-def upload_creator(db: Session, token: ApiToken) -> StaffUser:
-    """The admin who made the token: a stored upload names a staff user."""
-    user = db.get(StaffUser, token.created_by_id)
-    assert user is not None  # staff users are never deleted
-    return user
-
-
-def apply_upload(
-    db: Session,
-    org: Organization,
-    upload: RosterUpload,
-    token: ApiToken,
-    *,
-    phone_region: str,
-    confirm_leaving: bool,
-) -> RosterImport:
-    """``imports.apply_upload`` in a token's name (that one names a staff user as the actor):
-    the upload row-locked and re-read, so of two applies the second sees the first done."""
-    upload = db.execute(
-        select(RosterUpload)
-        .where(RosterUpload.id == upload.id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    ).scalar_one()
-    if upload.roster_import_id is not None:
-        raise Conflict(N_("This file was already imported."))
-    result = imports.preview_upload(db, org, upload, phone_region)
-    record = imports.apply(
-        db,
-        org,
-        result,
-        actor=None,
-        actor_label=actor_label(token),
-        phone_region=phone_region,
-        confirm_leaving=confirm_leaving,
-    )
-    upload.roster_import_id = record.id
-    db.flush()
-    return record
 
 
 def get_import(db: Session, org: Organization, import_id: uuid.UUID) -> RosterImport:

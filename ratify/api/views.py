@@ -36,16 +36,15 @@ from ratify.api.schemas import (
 )
 from ratify.audit import services as audit
 from ratify.authz import Permission, Role
-from ratify.errors import N_, Conflict, Forbidden, RatifyError
+from ratify.errors import N_, Forbidden, RatifyError
 from ratify.orgs.models import Organization
 from ratify.rosters import eligibility as elig
 from ratify.rosters import imports, queries
 from ratify.rosters import services as rosters
-from ratify.rosters.models import ImportScope, Member, RosterImport, RosterUpload
+from ratify.rosters.models import ImportScope, Member, RosterImport, RosterUpload, UploadState
 from ratify.web.routing import ViewContext, page
 
 API = "/api/v1/orgs/{slug}"
-LEAVING_SHARE = 0.2  # above it an apply needs confirm_leaving (imports.apply's threshold)
 SHOWN_ERRORS = 1000
 
 
@@ -216,7 +215,7 @@ def import_start(ctx: ApiContext) -> UploadOut:
     upload = imports.store_upload(
         ctx.db,
         ctx.org,
-        actor=tokens.upload_creator(ctx.db, ctx.token),
+        actor=None,
         file_name=file.filename or "roster.csv",
         data=file.file.read(),
         scope=scope,
@@ -226,7 +225,16 @@ def import_start(ctx: ApiContext) -> UploadOut:
     )
     if fields.mapping is not None:
         imports.set_mapping(ctx.db, ctx.org, upload, fields.mapping)
+    _check_large(ctx, upload)
     return upload_out(ctx, upload)
+
+
+def _check_large(ctx: ApiContext, upload: RosterUpload) -> None:
+    """A large file is checked by the worker (as through the pages): poll the upload."""
+    if "member_number" in upload.mapping and imports.in_background(
+        upload, ctx.app.settings.import_background_rows
+    ):
+        imports.check_later(ctx.db, ctx.org, upload)
 
 
 def _upload(ctx: ApiContext) -> RosterUpload:
@@ -240,23 +248,34 @@ def import_read(ctx: ApiContext) -> UploadOut:
 
 def import_mapping(ctx: ApiContext) -> UploadOut:
     upload = _upload(ctx)
-    if upload.roster_import_id is not None:
-        raise Conflict(N_("This file was already imported."))
     imports.set_mapping(ctx.db, ctx.org, upload, ctx.body_as(MappingIn).mapping)
+    _check_large(ctx, upload)
     return upload_out(ctx, upload)
 
 
-def import_apply(ctx: ApiContext) -> ImportOut:
+def import_apply(ctx: ApiContext) -> UploadOut:
     upload = _upload(ctx)
-    record = tokens.apply_upload(
+    confirm = ctx.body_as(ApplyIn).confirm_leaving
+    if imports.in_background(upload, ctx.app.settings.import_background_rows):
+        imports.apply_later(
+            ctx.db,
+            ctx.org,
+            upload,
+            actor=None,
+            actor_label=tokens.actor_label(ctx.token),
+            confirm_leaving=confirm,
+        )
+        return upload_out(ctx, upload)
+    imports.apply_upload(
         ctx.db,
         ctx.org,
         upload,
-        ctx.token,
+        actor=None,
+        actor_label=tokens.actor_label(ctx.token),
         phone_region=ctx.app.settings.phone_region,
-        confirm_leaving=ctx.body_as(ApplyIn).confirm_leaving,
+        confirm_leaving=confirm,
     )
-    return import_out(record)
+    return upload_out(ctx, upload)
 
 
 def upload_out(ctx: ApiContext, upload: RosterUpload) -> UploadOut:
@@ -266,21 +285,27 @@ def upload_out(ctx: ApiContext, upload: RosterUpload) -> UploadOut:
         else None
     )
     preview = problem = None
-    if record is None:
+    summary = upload.summary
+    if upload.problem:
+        problem = ctx.gettext(upload.problem["message"], **upload.problem["params"])
+    elif record is None and summary is None and upload.state == UploadState.READY:
         try:
-            result = imports.preview_upload(ctx.db, ctx.org, upload, ctx.app.settings.phone_region)
+            summary = imports.summarize(
+                ctx.db,
+                ctx.org,
+                imports.preview_upload(ctx.db, ctx.org, upload, ctx.app.settings.phone_region),
+            )
         except RatifyError as exc:  # a mapping without the member number, say
             problem = ctx.gettext(exc.message, **exc.params)
-        else:
-            in_scope = imports.scope_size(ctx.db, ctx.org, result)
-            preview = PreviewOut(
-                counts=Counts(**result.counts()),
-                needs_confirmation=result.leaving_share(in_scope) > LEAVING_SHARE,
-                errors=[
-                    RowErrorOut(row=e.row, column=e.column, message=ctx.gettext(e.message))
-                    for e in result.errors[:SHOWN_ERRORS]
-                ],
-            )
+    if record is None and summary is not None:
+        preview = PreviewOut(
+            counts=Counts(**summary["counts"]),
+            needs_confirmation=summary["needs_confirmation"],
+            errors=[
+                RowErrorOut(row=row, column=column, message=ctx.gettext(message))
+                for row, column, message in summary["errors"][:SHOWN_ERRORS]
+            ],
+        )
     return UploadOut(
         id=upload.id,
         file_name=upload.file_name,
@@ -288,7 +313,9 @@ def upload_out(ctx: ApiContext, upload: RosterUpload) -> UploadOut:
         unit_id=upload.unit_id,
         effective_date=upload.effective_date,
         source=upload.source,
-        status="applied" if record else "pending",
+        status=upload.state.value,
+        row_count=upload.row_count,
+        rows_done=upload.rows_done,
         headers=imports.roster_of(upload).headers,
         mapping=upload.mapping,
         preview=preview,
@@ -450,7 +477,7 @@ ROUTES = [
               response=UploadOut),
     api_route(f"{API}/imports/{{upload_id}}/apply", import_apply,
               access=Permission.ROSTER_IMPORT, methods=["POST"], body=ApplyIn,
-              response=ImportOut),
+              response=UploadOut),
     api_route(f"{API}/eligibility", eligibility, access=Permission.ELIGIBILITY_PREVIEW,
               methods=["POST"], body=EligibilityIn, response=EligibilityOut),
 ]  # fmt: skip

@@ -10,13 +10,14 @@ from datetime import timedelta
 from sqlalchemy.orm import Session
 
 from ratify.accounts import services as accounts
-from ratify.jobs.worker import Handler, Tick
+from ratify.jobs.worker import Handler, LongTask, Tick
+from ratify.rosters.tasks import roster_tasks
 from ratify.settings import Settings
 from ratify.throttle import services as throttle
 
 
-def handlers(settings: Settings) -> dict[str, Handler]:
-    return {}
+def handlers(settings: Settings) -> dict[str, Handler | LongTask]:
+    return dict(roster_tasks(settings))
 
 
 def ticks(settings: Settings) -> list[Tick]:

@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 import structlog
 from sqlalchemy import and_, or_, select, update
@@ -28,6 +29,16 @@ from ratify.jobs.services import backoff
 log = structlog.get_logger("ratify.worker")
 
 Handler = Callable[[Session, Job], None]
+
+
+@dataclass(frozen=True)
+class LongTask:
+    """A job that opens its own transactions (a 300,000-row import, say): the worker calls
+    ``run(sessions, payload)`` outside any transaction, so the task can record its progress
+    where pages see it while it works. Its steps must be safe to run again: a task whose
+    worker dies is run again once the lease runs out."""
+
+    run: Callable[[sessionmaker[Session], dict[str, Any]], None]
 
 
 @dataclass(frozen=True)
@@ -44,7 +55,7 @@ class Worker:
         self,
         sessions: sessionmaker[Session],
         *,
-        handlers: Mapping[str, Handler],
+        handlers: Mapping[str, Handler | LongTask],
         ticks: Sequence[Tick] = (),
         worker_id: str | None = None,
         lease: timedelta = timedelta(minutes=5),
@@ -100,6 +111,20 @@ class Worker:
         if job_id is None:
             return False
         try:
+            with unit_of_work(self.sessions) as db:
+                job = db.get_one(Job, job_id)
+                kind, payload = job.kind, dict(job.payload)
+            task = self.handlers.get(kind)
+            if isinstance(task, LongTask):
+                task.run(self.sessions, payload)
+                with unit_of_work(self.sessions) as db:
+                    job = db.get_one(Job, job_id, with_for_update=True)
+                    if job.locked_by == self.worker_id and job.status == JobStatus.RUNNING:
+                        job.status = JobStatus.DONE
+                        job.finished_at = utcnow()
+                        job.locked_until = None
+                log.info("job.done", job_id=str(job_id), kind=kind)
+                return True
             # The handler's writes and the job's completion commit together, or not at all.
             with unit_of_work(self.sessions) as db:
                 # Row-locked while the handler runs: on PostgreSQL other workers' SKIP LOCKED
@@ -109,7 +134,7 @@ class Worker:
                 if job.locked_by != self.worker_id or job.status != JobStatus.RUNNING:
                     return True  # our lease ran out and another worker took it
                 handler = self.handlers.get(job.kind)
-                if handler is None:
+                if handler is None or isinstance(handler, LongTask):
                     raise _NoHandler(job.kind)
                 handler(db, job)
                 job.status = JobStatus.DONE

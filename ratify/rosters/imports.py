@@ -27,17 +27,21 @@ from sqlalchemy import (
     Table,
     Uuid,
     and_,
+    distinct,
+    func,
     insert,
     literal,
     select,
     update,
 )
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import Session, aliased, defer
 
 from ratify.accounts.models import StaffUser
 from ratify.audit import services as audit
 from ratify.db import analyze, bulk_insert, random_uuid, utcnow
 from ratify.errors import N_, BadRequest, Conflict, NotFound
+from ratify.jobs import services as jobs
+from ratify.jobs.models import Job, JobStatus
 from ratify.orgs.models import Organization
 from ratify.rosters import services as rosters
 from ratify.rosters.models import (
@@ -53,6 +57,7 @@ from ratify.rosters.models import (
     RosterUpload,
     StatusKind,
     UnitAssignment,
+    UploadState,
 )
 from ratify.rosters.services import MemberFields
 
@@ -675,16 +680,15 @@ def scope_size(db: Session, org: Organization, result: Preview) -> int:
         return 0
     codes = result.scoped_codes
     stmt = (
-        select(UnitAssignment.member_id)
+        select(func.count(distinct(UnitAssignment.member_id)))
         .join(BargainingUnit, BargainingUnit.id == UnitAssignment.unit_id)
         .where(
             BargainingUnit.organization_id == org.id,
             BargainingUnit.code.in_(codes),
             UnitAssignment.end_date.is_(None),
         )
-        .distinct()
     )
-    return len(db.scalars(stmt).all())
+    return db.execute(stmt).scalar_one()
 
 
 def apply(
@@ -696,7 +700,6 @@ def apply(
     actor: StaffUser | None = None,
     phone_region: str,
     confirm_leaving: bool = False,
-    leaving_threshold: float = 0.2,
 ) -> RosterImport:
     """Apply a preview in the caller's transaction: all of it, or (on any error) nothing."""
     if result.errors:
@@ -705,10 +708,7 @@ def apply(
             count=result.rows_in_error,
         )
     refuse_seen_file(db, org, result.roster)
-    if (
-        not confirm_leaving
-        and result.leaving_share(scope_size(db, org, result)) > leaving_threshold
-    ):
+    if not confirm_leaving and needs_confirmation(db, org, result):
         raise Conflict(
             N_("%(count)s members would leave their unit: confirm that this file is complete."),
             count=len(result.leaving),
@@ -818,6 +818,7 @@ def record_import(
 
 
 BATCH = 5000
+LEAVING_SHARE = 0.2  # a file that would take more of its units' members out asks first
 ANALYZE_AFTER = 5000  # rows an import adds or changes before the planner's statistics are refreshed
 
 
@@ -929,11 +930,15 @@ def _update_changed_members(
     statements per few thousand members, not several per member."""
     if not result.changed:
         return []
-    ids = dict(
-        db.execute(
-            select(Member.member_number, Member.id).where(Member.organization_id == org.id)
-        ).all()
-    )
+    ids: dict[str, uuid.UUID] = {}
+    for chunk in _chunks([row.fields.member_number for row, _ in result.changed], BATCH):
+        ids.update(
+            db.execute(
+                select(Member.member_number, Member.id).where(
+                    Member.organization_id == org.id, Member.member_number.in_(chunk)
+                )
+            ).all()
+        )
     changed_ids = [ids[row.fields.member_number] for row, _ in result.changed]
     names: dict[uuid.UUID, tuple[str, str]] = {}
     open_periods: dict[tuple[uuid.UUID, StatusKind], Any] = {}
@@ -1030,7 +1035,7 @@ def store_upload(
     db: Session,
     org: Organization,
     *,
-    actor: StaffUser,
+    actor: StaffUser | None,
     file_name: str,
     data: bytes,
     scope: ImportScope,
@@ -1063,7 +1068,8 @@ def store_upload(
         unit_id=unit.id if unit else None,
         effective_date=effective,
         mapping=mapping,
-        created_by_id=actor.id,
+        created_by_id=actor.id if actor else None,
+        row_count=roster.row_count,
     )
     db.add(upload)
     db.flush()
@@ -1099,7 +1105,9 @@ def set_mapping(
         )
     if "member_number" not in clean:
         raise BadRequest(N_("Map a column to the member number: every row needs one."))
+    refuse_busy(upload)
     upload.mapping = clean
+    upload.state, upload.summary, upload.problem = UploadState.READY, None, None
     if upload.source:
         saved = db.execute(
             select(ColumnMapping).where(
@@ -1115,7 +1123,11 @@ def set_mapping(
 
 
 def preview_upload(
-    db: Session, org: Organization, upload: RosterUpload, phone_region: str
+    db: Session,
+    org: Organization,
+    upload: RosterUpload,
+    phone_region: str,
+    progress: Callable[[int], None] | None = None,
 ) -> Preview:
     unit = db.get(BargainingUnit, upload.unit_id) if upload.unit_id else None
     return preview(
@@ -1127,6 +1139,7 @@ def preview_upload(
         unit=unit,
         effective=upload.effective_date,
         phone_region=phone_region,
+        progress=progress,
     )
 
 
@@ -1135,11 +1148,13 @@ def apply_upload(
     org: Organization,
     upload: RosterUpload,
     *,
-    actor: StaffUser,
+    actor: StaffUser | None,
     phone_region: str,
     confirm_leaving: bool,
+    actor_label: str | None = None,
 ) -> RosterImport:
-    """Apply an upload once: a second apply of the same preview is refused."""
+    """Apply an upload once: a second apply of the same preview is refused. ``actor_label``
+    names who applied it when no staff member did (an API token, say)."""
     # Row-locked and re-read: of two clicks on Apply, the second waits for the first and then
     # sees it done (SQLite's write lock serializes them anyway).
     upload = db.execute(
@@ -1156,13 +1171,130 @@ def apply_upload(
         org,
         result,
         actor=actor,
-        actor_label=actor.email,
+        actor_label=actor_label or (actor.email if actor else "?"),
         phone_region=phone_region,
         confirm_leaving=confirm_leaving,
     )
     upload.roster_import_id = record.id
+    upload.state, upload.problem = UploadState.APPLIED, None
     db.flush()
     return record
+
+
+# -- large files, through ``ratify worker`` ------------------------------------------------------
+
+SHOWN = 100  # rows of each kind a preview shows
+ERRORS_KEPT = 10_000  # row errors a stored preview keeps (its CSV says when there were more)
+CHECK_TASK = "roster.check"
+APPLY_TASK = "roster.apply"
+
+
+def in_background(upload: RosterUpload, settings_rows: int) -> bool:
+    return upload.row_count > settings_rows
+
+
+def needs_confirmation(db: Session, org: Organization, result: Preview) -> bool:
+    return result.leaving_share(scope_size(db, org, result)) > LEAVING_SHARE
+
+
+def summarize(db: Session, org: Organization, result: Preview) -> dict[str, Any]:
+    """What the preview page shows, as plain JSON: kept with a large upload, so the page need
+    not check 300,000 rows again each time it is shown."""
+    return {
+        "counts": result.counts(),
+        "needs_confirmation": needs_confirmation(db, org, result),
+        "errors": [[e.row, e.column, e.message] for e in result.errors[:ERRORS_KEPT]],
+        "new": [
+            [r.fields.member_number, r.fields.last_name, r.fields.first_name]
+            for r in result.new[:SHOWN]
+        ],
+        "changed": [
+            [c.member_number, c.name, {k: list(v) for k, v in sorted(c.fields.items())}]
+            for _, c in result.changed[:SHOWN]
+        ],
+        "leaving": [
+            [m.member_number, m.last_name, m.first_name, u.code] for m, u in result.leaving[:SHOWN]
+        ],
+    }
+
+
+def refuse_busy(upload: RosterUpload) -> None:
+    if upload.roster_import_id is not None or upload.state == UploadState.APPLIED:
+        raise Conflict(N_("This file was already imported."))
+    if upload.state in (UploadState.CHECKING, UploadState.APPLYING):
+        raise Conflict(N_("This file is being worked on: wait until it is done."))
+
+
+def worker_gave_up(db: Session, upload: RosterUpload) -> bool:
+    """The upload's job failed on every attempt (a bug, a lost database): the page says so
+    rather than wait for ever."""
+    job = db.get(Job, upload.job_id) if upload.job_id else None
+    return job is not None and job.status == JobStatus.DEAD
+
+
+def check_later(db: Session, org: Organization, upload: RosterUpload) -> None:
+    """Have a worker check every row of a large upload (the page shows its progress)."""
+    refuse_busy(upload)
+    job = jobs.enqueue(db, CHECK_TASK, {"upload_id": str(upload.id)}, organization_id=org.id)
+    upload.state, upload.rows_done, upload.summary, upload.problem = (
+        UploadState.CHECKING, 0, None, None
+    )  # fmt: skip
+    upload.job_id = job.id
+    db.flush()
+
+
+def apply_later(
+    db: Session,
+    org: Organization,
+    upload: RosterUpload,
+    *,
+    actor: StaffUser | None,
+    confirm_leaving: bool,
+    actor_label: str | None = None,
+) -> None:
+    """Have a worker apply a checked large upload, in the name of ``actor`` (or of
+    ``actor_label``: an API token, say)."""
+    refuse_busy(upload)
+    if upload.state != UploadState.CHECKED or upload.summary is None:
+        raise Conflict(N_("Preview the changes before applying them."))
+    if upload.summary["counts"]["errors"]:
+        raise Conflict(
+            N_("%(count)s rows have errors: nothing was imported. Correct the file and try again."),
+            count=upload.summary["counts"]["errors"],
+        )
+    if upload.summary["needs_confirmation"] and not confirm_leaving:
+        raise Conflict(
+            N_("%(count)s members would leave their unit: confirm that this file is complete."),
+            count=upload.summary["counts"]["leaving"],
+        )
+    payload = {
+        "upload_id": str(upload.id),
+        "actor_id": str(actor.id) if actor else None,
+        "actor_label": actor_label,
+        "confirm_leaving": confirm_leaving,
+    }
+    job = jobs.enqueue(db, APPLY_TASK, payload, organization_id=org.id)
+    upload.state, upload.rows_done, upload.problem, upload.job_id = (
+        UploadState.APPLYING, 0, None, job.id
+    )  # fmt: skip
+    db.flush()
+
+
+def list_open_uploads(db: Session, org: Organization, limit: int = 20) -> list[RosterUpload]:
+    """Uploads of the last 30 days not yet imported, newest first (the file itself is not
+    loaded)."""
+    stmt = (
+        select(RosterUpload)
+        .options(defer(RosterUpload.data))
+        .where(
+            RosterUpload.organization_id == org.id,
+            RosterUpload.roster_import_id.is_(None),
+            RosterUpload.created_at > utcnow() - timedelta(days=30),
+        )
+        .order_by(RosterUpload.created_at.desc())
+        .limit(limit)
+    )
+    return list(db.scalars(stmt))
 
 
 def list_imports(db: Session, org: Organization, limit: int = 50) -> list[RosterImport]:

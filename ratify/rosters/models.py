@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import date, datetime
 from enum import StrEnum
+from typing import Any
 
 from sqlalchemy import JSON, Enum, ForeignKey, Index, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
@@ -118,6 +119,15 @@ class ImportScope(StrEnum):
     DUES = "dues"  # a dues remittance (check-off) file
 
 
+class UploadState(StrEnum):
+    READY = "ready"  # uploaded: columns can be mapped; small files are previewed at once
+    CHECKING = "checking"  # a worker is checking every row
+    CHECKED = "checked"  # the preview is in ``summary``
+    APPLYING = "applying"  # a worker is applying it
+    APPLIED = "applied"
+    FAILED = "failed"  # ``problem`` says why
+
+
 class RosterImport(UUIDPrimaryKey, Base):
     """One roster file applied to the roster: who, when, which file, what it did."""
 
@@ -157,6 +167,17 @@ class RosterUpload(UUIDPrimaryKey, Base):
     roster_import_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("roster_imports.id"))
     created_by_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("staff_users.id"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # A large file is checked and applied by ``ratify worker``; its page follows these.
+    state: Mapped[UploadState] = mapped_column(
+        Enum(UploadState, native_enum=False, length=20, values_callable=_values),
+        default=UploadState.READY,
+        server_default=UploadState.READY.value,
+    )
+    row_count: Mapped[int] = mapped_column(default=0, server_default="0")
+    rows_done: Mapped[int] = mapped_column(default=0, server_default="0")
+    summary: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # the checked preview
+    problem: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # {message, params}
+    job_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("jobs.id"))
 
 
 class ColumnMapping(UUIDPrimaryKey, Base):

@@ -17,7 +17,7 @@ from ratify.rosters import dues, imports, queries
 from ratify.rosters import eligibility as elig
 from ratify.rosters import services as rosters
 from ratify.rosters.forms import parse_unit_form
-from ratify.rosters.models import BargainingUnit, ImportScope, RosterUpload
+from ratify.rosters.models import BargainingUnit, ImportScope, RosterUpload, UploadState
 from ratify.web.routing import ViewContext, page
 
 
@@ -252,7 +252,6 @@ SCOPES = {
     "unit_column": ImportScope.UNIT_COLUMN,
     "update_only": ImportScope.UPDATE_ONLY,
 }
-SHOWN = 100  # rows of each kind shown on the preview page
 
 
 def imports_index(ctx: ViewContext, status_code: int = 200, **extra: object) -> Response:
@@ -260,6 +259,8 @@ def imports_index(ctx: ViewContext, status_code: int = 200, **extra: object) -> 
     rosters.require_union(ctx.org)
     context: dict[str, object] = {
         "history": imports.list_imports(ctx.db, ctx.org),
+        "open_uploads": imports.list_open_uploads(ctx.db, ctx.org),
+        "upload_states": {k: ctx.gettext(v) for k, v in UPLOAD_STATES.items()},
         "units": rosters.list_units(ctx.db, ctx.org),
         "today": datetime.now(ZoneInfo(ctx.org.timezone)).date().isoformat(),
     }
@@ -340,6 +341,8 @@ def import_map_save(ctx: ViewContext) -> Response:
     mapping = {name: ctx.field(f"map_{name}") for name in FIELD_LABELS}
     try:
         imports.set_mapping(ctx.db, ctx.org, upload, mapping)
+        if imports.in_background(upload, ctx.app.settings.import_background_rows):
+            imports.check_later(ctx.db, ctx.org, upload)
     except RatifyError as exc:
         return import_map(ctx, exc.status_code, ctx.gettext(exc.message, **exc.params))
     return ctx.redirect(ctx.org_url("import_preview", upload_id=upload.id))
@@ -348,18 +351,33 @@ def import_map_save(ctx: ViewContext) -> Response:
 def import_preview(
     ctx: ViewContext, status_code: int = 200, problem: str | None = None
 ) -> Response:
+    """The preview: computed now for a small file; for a large one, the worker's progress
+    (the page refreshes itself) and then the preview it stored."""
     assert ctx.org is not None
     upload = _upload(ctx)
-    result = imports.preview_upload(ctx.db, ctx.org, upload, ctx.app.settings.phone_region)
-    in_scope = imports.scope_size(ctx.db, ctx.org, result)
+    if upload.problem and problem is None:
+        problem = ctx.gettext(upload.problem["message"], **upload.problem["params"])
+    if upload.state in (UploadState.CHECKING, UploadState.APPLYING):
+        return ctx.render(
+            "rosters/import_progress.html",
+            status_code=status_code,
+            upload=upload,
+            stalled=imports.worker_gave_up(ctx.db, upload),
+        )
+    summary = upload.summary
+    if summary is None:
+        summary = imports.summarize(
+            ctx.db,
+            ctx.org,
+            imports.preview_upload(ctx.db, ctx.org, upload, ctx.app.settings.phone_region),
+        )
     return ctx.render(
         "rosters/import_preview.html",
         status_code=status_code,
         upload=upload,
-        result=result,
-        counts=result.counts(),
-        shown=SHOWN,
-        needs_confirmation=result.leaving_share(in_scope) > 0.2,
+        summary=summary,
+        counts=summary["counts"],
+        errors_kept=imports.ERRORS_KEPT,
         field_labels={k: ctx.gettext(v) for k, v in {**FIELD_LABELS, **STATUS_FIELDS}.items()},
         problem=problem,
     )
@@ -368,14 +386,18 @@ def import_preview(
 def import_apply(ctx: ViewContext) -> Response:
     assert ctx.org is not None and ctx.user is not None
     upload = _upload(ctx)
+    confirm = ctx.field("confirm_leaving") == "yes"
     try:
+        if imports.in_background(upload, ctx.app.settings.import_background_rows):
+            imports.apply_later(ctx.db, ctx.org, upload, actor=ctx.user, confirm_leaving=confirm)
+            return ctx.redirect(ctx.org_url("import_preview", upload_id=upload.id))
         imports.apply_upload(
             ctx.db,
             ctx.org,
             upload,
             actor=ctx.user,
             phone_region=ctx.app.settings.phone_region,
-            confirm_leaving=ctx.field("confirm_leaving") == "yes",
+            confirm_leaving=confirm,
         )
     except RatifyError as exc:
         return import_preview(ctx, exc.status_code, ctx.gettext(exc.message, **exc.params))
@@ -385,8 +407,13 @@ def import_apply(ctx: ViewContext) -> Response:
 def import_errors_csv(ctx: ViewContext) -> Response:
     assert ctx.org is not None
     upload = _upload(ctx)
-    result = imports.preview_upload(ctx.db, ctx.org, upload, ctx.app.settings.phone_region)
-    translated = [imports.RowError(e.row, e.column, ctx.gettext(e.message)) for e in result.errors]
+    if upload.summary is not None:
+        errors = [imports.RowError(*e) for e in upload.summary["errors"]]
+    else:
+        errors = imports.preview_upload(
+            ctx.db, ctx.org, upload, ctx.app.settings.phone_region
+        ).errors
+    translated = [imports.RowError(e.row, e.column, ctx.gettext(e.message)) for e in errors]
     return Response(
         imports.errors_csv(translated),
         media_type="text/csv; charset=utf-8",
@@ -394,6 +421,14 @@ def import_errors_csv(ctx: ViewContext) -> Response:
     )
 
 
+UPLOAD_STATES = {
+    UploadState.READY: N_("columns to check"),
+    UploadState.CHECKING: N_("being checked"),
+    UploadState.CHECKED: N_("checked: ready to apply"),
+    UploadState.APPLYING: N_("being applied"),
+    UploadState.APPLIED: N_("imported"),
+    UploadState.FAILED: N_("not imported: see why"),
+}
 STATUS_FIELDS = {"membership_status": N_("Membership"), "employment_status": N_("Employment")}
 FIELD_LABELS = {
     "member_number": N_("Member number"),

@@ -47,7 +47,8 @@ def test_start_read_apply_and_a_second_apply_is_409(db: Session, client) -> None
     response = _start(client, org, secret, source="payroll")
     assert response.status_code == 201, response.text
     upload = response.json()
-    assert upload["status"] == "pending" and upload["headers"][0] == "Emp ID"
+    assert upload["status"] == "ready" and upload["headers"][0] == "Emp ID"
+    assert upload["row_count"] == 2
     assert upload["mapping"]["member_number"] == "Emp ID"  # guessed from the header
     assert upload["mapping"]["last_name"] == "Surname"
     assert upload["preview"]["counts"]["new"] == 2 and upload["preview"]["errors"] == []
@@ -57,7 +58,8 @@ def test_start_read_apply_and_a_second_apply_is_409(db: Session, client) -> None
     assert client.get(url, headers=bearer(secret)).json()["preview"] == upload["preview"]
     applied = client.post(f"{url}/apply", json={}, headers=bearer(secret))
     assert applied.status_code == 200, applied.text
-    result = applied.json()
+    assert applied.json()["status"] == "applied"
+    result = applied.json()["roster_import"]
     assert result["counts"]["new"] == 2 and result["file_name"] == "payroll.csv"
     assert result["actor_label"].startswith("api:rat_")
     assert _members(db) == 2
@@ -116,7 +118,8 @@ def test_leaving_members_need_confirmation(db: Session, client) -> None:
     url = f"/api/v1/orgs/{org.slug}/imports/{upload['id']}/apply"
     assert client.post(url, headers=bearer(secret)).status_code == 409
     confirmed = client.post(url, json={"confirm_leaving": True}, headers=bearer(secret))
-    assert confirmed.status_code == 200 and confirmed.json()["counts"]["leaving"] == 5
+    assert confirmed.status_code == 200
+    assert confirmed.json()["roster_import"]["counts"]["leaving"] == 5
 
 
 def test_starting_an_import_checks_its_fields(db: Session, client) -> None:
@@ -174,3 +177,36 @@ def test_another_organizations_import_is_404(db: Session, client) -> None:
 def test_imports_need_the_import_permission(db: Session, client) -> None:
     org, secret = _setup(db, client, Role.COMMITTEE)
     assert _start(client, org, secret).status_code == 403
+
+
+def test_a_large_file_is_checked_and_applied_by_the_worker(
+    db: Session, sessions, settings, secret_ledger
+) -> None:  # type: ignore[no-untyped-def]
+    """Past RATIFY_IMPORT_BACKGROUND_ROWS the API answers at once and the worker does the
+    work: the client polls the upload until it is checked, then until it is applied."""
+    from dataclasses import replace
+
+    from ratify.app import create_app
+    from ratify.jobs import registry
+    from ratify.jobs.worker import Worker
+    from tests.conftest import make_client
+
+    small = replace(settings, import_background_rows=1)
+    with make_client(create_app(small, sessions=sessions), secret_ledger) as client:
+        org, secret = _setup(db, client)
+        upload = _start(client, org, secret).json()
+        assert (upload["status"], upload["rows_done"], upload["preview"]) == ("checking", 0, None)
+        url = f"/api/v1/orgs/{org.slug}/imports/{upload['id']}"
+        assert client.post(f"{url}/apply", headers=bearer(secret)).status_code == 409
+        worker = Worker(sessions, handlers=registry.handlers(small))
+        assert worker.drain() == 1
+        read = client.get(url, headers=bearer(secret)).json()
+        assert read["status"] == "checked" and read["rows_done"] == 2
+        assert read["preview"]["counts"]["new"] == 2
+        applying = client.post(f"{url}/apply", headers=bearer(secret)).json()
+        assert applying["status"] == "applying" and _members(db) == 0
+        assert worker.drain() == 1
+        read = client.get(url, headers=bearer(secret)).json()
+        assert read["status"] == "applied" and read["roster_import"]["counts"]["new"] == 2
+        assert read["roster_import"]["actor_label"].startswith("api:rat_")
+        assert _members(db) == 2

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from ratify.db import unit_of_work, utcnow
 from ratify.jobs.models import Job, JobStatus, ScheduledTick
 from ratify.jobs.services import enqueue
-from ratify.jobs.worker import Tick, Worker
+from ratify.jobs.worker import LongTask, Tick, Worker
 
 
 def _recorder() -> tuple[list[str], dict]:  # type: ignore[type-arg]
@@ -254,3 +254,37 @@ def test_a_job_outliving_its_lease_is_not_run_twice(live_sessions: sessionmaker[
     assert runs == ["first"]
     with unit_of_work(live_sessions) as db:
         assert db.scalars(select(Job.status)).one() == JobStatus.DONE
+
+
+def test_a_long_task_commits_its_own_steps_and_is_retried_when_it_fails(
+    sessions: sessionmaker[Session],
+) -> None:
+    """A LongTask runs outside the job's transaction: what it committed stays even when a
+    later step fails, and the job is retried like any other."""
+    steps: list[str] = []
+
+    def task(task_sessions: sessionmaker[Session], payload: dict) -> None:  # type: ignore[type-arg]
+        with unit_of_work(task_sessions) as db:
+            later = utcnow() + timedelta(days=1)  # a committed step (never run here)
+            enqueue(db, "test.step", {"n": payload["n"]}, run_after=later)
+        steps.append(payload["n"])
+        if len(steps) == 1:
+            raise RuntimeError("the first try fails after its step")
+
+    handlers = {"test.long": LongTask(task)}
+    with unit_of_work(sessions) as db:
+        job_id = enqueue(db, "test.long", {"n": "x"}).id
+    worker = Worker(sessions, handlers=handlers)
+    assert worker.drain() == 1
+    with unit_of_work(sessions) as db:
+        job = db.get_one(Job, job_id)
+        assert job.status == JobStatus.QUEUED and "first try fails" in (job.last_error or "")
+        job.run_after = utcnow()
+    assert worker.drain() == 1
+    with unit_of_work(sessions) as db:
+        assert db.get_one(Job, job_id).status == JobStatus.DONE
+        assert db.scalars(select(Job.kind).where(Job.kind == "test.step")).all() == [
+            "test.step",
+            "test.step",
+        ]
+    assert steps == ["x", "x"]

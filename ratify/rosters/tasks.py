@@ -1,0 +1,116 @@
+"""Large roster files, checked and applied by ``ratify worker`` while their page shows how far
+it has got. Each task opens its own transactions (``LongTask``), so the progress it records
+is seen before it ends, and each can run again safely: a task finds the upload's state moved
+on and stops."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import structlog
+from sqlalchemy import update
+from sqlalchemy.orm import Session, sessionmaker
+
+from ratify.accounts.models import StaffUser
+from ratify.db import unit_of_work
+from ratify.errors import RatifyError
+from ratify.jobs.worker import LongTask
+from ratify.orgs.models import Organization
+from ratify.rosters import imports
+from ratify.rosters.models import RosterUpload, UploadState
+from ratify.settings import Settings
+
+log = structlog.get_logger("ratify.rosters")
+
+
+def roster_tasks(settings: Settings) -> dict[str, LongTask]:
+    def check(sessions: sessionmaker[Session], payload: dict[str, Any]) -> None:
+        check_upload(sessions, uuid.UUID(payload["upload_id"]), settings.phone_region)
+
+    def apply(sessions: sessionmaker[Session], payload: dict[str, Any]) -> None:
+        apply_upload(
+            sessions,
+            uuid.UUID(payload["upload_id"]),
+            actor_id=uuid.UUID(payload["actor_id"]) if payload.get("actor_id") else None,
+            actor_label=payload.get("actor_label"),
+            confirm_leaving=bool(payload["confirm_leaving"]),
+            phone_region=settings.phone_region,
+        )
+
+    return {imports.CHECK_TASK: LongTask(check), imports.APPLY_TASK: LongTask(apply)}
+
+
+def _moved_on(upload_id: uuid.UUID, state: UploadState) -> Any:
+    return update(RosterUpload).where(RosterUpload.id == upload_id, RosterUpload.state == state)
+
+
+def check_upload(sessions: sessionmaker[Session], upload_id: uuid.UUID, phone_region: str) -> None:
+    bind = sessions.kw.get("bind")
+    postgres = bind is not None and bind.dialect.name == "postgresql"
+
+    def progress(rows: int) -> None:
+        # Its own short transaction, seen by the page at once. (SQLite has one writer at a
+        # time, held by the check itself: there the page shows no count until the end.)
+        with unit_of_work(sessions) as db:
+            db.execute(_moved_on(upload_id, UploadState.CHECKING).values(rows_done=rows))
+
+    try:
+        with unit_of_work(sessions) as db:
+            upload = db.get(RosterUpload, upload_id)
+            if upload is None or upload.state != UploadState.CHECKING:
+                return  # done already, or the columns were changed since
+            org = db.get_one(Organization, upload.organization_id)
+            result = imports.preview_upload(
+                db, org, upload, phone_region, progress if postgres else None
+            )
+            db.execute(
+                _moved_on(upload_id, UploadState.CHECKING).values(
+                    state=UploadState.CHECKED,
+                    summary=imports.summarize(db, org, result),
+                    rows_done=upload.row_count,
+                )
+            )
+    except RatifyError as exc:
+        _failed(sessions, upload_id, UploadState.CHECKING, exc)
+
+
+def apply_upload(
+    sessions: sessionmaker[Session],
+    upload_id: uuid.UUID,
+    *,
+    actor_id: uuid.UUID | None,
+    actor_label: str | None,
+    confirm_leaving: bool,
+    phone_region: str,
+) -> None:
+    try:
+        with unit_of_work(sessions) as db:
+            upload = db.get(RosterUpload, upload_id)
+            if upload is None or upload.state != UploadState.APPLYING:
+                return  # applied already (the task ran again after its worker died)
+            org = db.get_one(Organization, upload.organization_id)
+            imports.apply_upload(
+                db,
+                org,
+                upload,
+                actor=db.get_one(StaffUser, actor_id) if actor_id else None,
+                phone_region=phone_region,
+                confirm_leaving=confirm_leaving,
+                actor_label=actor_label,
+            )
+    except RatifyError as exc:
+        _failed(sessions, upload_id, UploadState.APPLYING, exc)
+
+
+def _failed(
+    sessions: sessionmaker[Session], upload_id: uuid.UUID, state: UploadState, exc: RatifyError
+) -> None:
+    """A refusal the page can show (rows in error, a file imported before): nothing written."""
+    log.info("roster.upload_failed", upload_id=str(upload_id), problem=exc.message)
+    with unit_of_work(sessions) as db:
+        db.execute(
+            _moved_on(upload_id, state).values(
+                state=UploadState.FAILED, problem={"message": exc.message, "params": exc.params}
+            )
+        )
