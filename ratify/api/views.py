@@ -287,7 +287,8 @@ def upload_out(ctx: ApiContext, upload: RosterUpload) -> UploadOut:
     preview = problem = None
     summary = upload.summary
     if upload.problem:
-        problem = ctx.gettext(upload.problem["message"], **upload.problem["params"])
+        message, params = imports.problem_of(upload)
+        problem = ctx.gettext(message, **params)
     elif record is None and summary is None and upload.state == UploadState.READY:
         try:
             summary = imports.summarize(

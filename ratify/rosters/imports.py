@@ -1232,6 +1232,12 @@ def worker_gave_up(db: Session, upload: RosterUpload) -> bool:
     return job is not None and job.status == JobStatus.DEAD
 
 
+def problem_of(upload: RosterUpload) -> tuple[str, dict[str, Any]]:
+    """Why the worker refused the upload: a message to translate, and its values."""
+    problem = upload.problem or {}
+    return str(problem.get("message", "")), dict(problem.get("params", {}))
+
+
 def check_later(db: Session, org: Organization, upload: RosterUpload) -> None:
     """Have a worker check every row of a large upload (the page shows its progress)."""
     refuse_busy(upload)

@@ -356,7 +356,8 @@ def import_preview(
     assert ctx.org is not None
     upload = _upload(ctx)
     if upload.problem and problem is None:
-        problem = ctx.gettext(upload.problem["message"], **upload.problem["params"])
+        message, params = imports.problem_of(upload)
+        problem = ctx.gettext(message, **params)
     if upload.state in (UploadState.CHECKING, UploadState.APPLYING):
         return ctx.render(
             "rosters/import_progress.html",
