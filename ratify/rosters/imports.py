@@ -847,9 +847,10 @@ def _insert_new_members(
     roster_import: RosterImport,
 ) -> None:
     """New members in bulk: their rows go into a scratch table (COPY on PostgreSQL, a few
-    thousand at a time, so no second copy of the roster is built), then one INSERT ... SELECT
-    per table makes the members, their first statuses, unit assignments and history rows.
-    The preview already checked every row and that none of these member numbers exists yet."""
+        thousand at a time, so no second copy of the roster is built), then one INSERT ... SELECT
+        per table makes the members (marked with the import that added them), their first statuses
+    and unit assignments.
+        The preview already checked every row and that none of these member numbers exists yet."""
     if not result.new:
         return
     staging = _new_members_table()
@@ -872,7 +873,15 @@ def _insert_new_members(
     now = utcnow()
     db.execute(
         insert(Member).from_select(
-            ["id", "organization_id", *names, "sort_name", "created_at", "updated_at"],
+            [
+                "id",
+                "organization_id",
+                *names,
+                "sort_name",
+                "created_at",
+                "updated_at",
+                "added_by_import_id",
+            ],
             select(
                 new.member_id,
                 literal(org.id, Uuid()),
@@ -880,7 +889,8 @@ def _insert_new_members(
                 new.sort_name,
                 literal(now, Member.__table__.c.created_at.type),
                 literal(now, Member.__table__.c.updated_at.type),
-            ),
+                literal(roster_import.id, Uuid()),
+            ).order_by(new.member_id),  # in key order: the primary key index fills page by page
         )
     )
     kind_type = MemberStatusPeriod.__table__.c.kind.type
@@ -897,23 +907,15 @@ def _insert_new_members(
                     literal(kind, kind_type),
                     column,
                     literal(effective),
-                ),
+                ).order_by(new.member_id),
             )
         )
     db.execute(
         insert(UnitAssignment).from_select(
             ["id", "member_id", "unit_id", "start_date"],
-            select(random_uuid(db), new.member_id, new.unit_id, literal(effective)).where(
-                new.unit_id.is_not(None)
-            ),
-        )
-    )
-    db.execute(
-        insert(ImportTouch).from_select(
-            ["id", "roster_import_id", "member_id", "change"],
-            select(
-                random_uuid(db), literal(roster_import.id, Uuid()), new.member_id, literal("new")
-            ),
+            select(random_uuid(db), new.member_id, new.unit_id, literal(effective))
+            .where(new.unit_id.is_not(None))
+            .order_by(new.member_id),
         )
     )
     staging.drop(connection)

@@ -82,6 +82,9 @@ class Member(UUIDPrimaryKey, Base):
     birth_date: Mapped[date | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # The roster import that added the member (its later changes are ImportTouch rows): one
+    # column rather than a row per member, which a 300,000-member first import would pay for.
+    added_by_import_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("roster_imports.id"))
 
 
 class MemberStatusPeriod(UUIDPrimaryKey, Base):

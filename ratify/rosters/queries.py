@@ -186,4 +186,8 @@ def imports_touching(
         .order_by(RosterImport.created_at.desc())
         .limit(limit)
     )
-    return [(record, change) for record, change in db.execute(stmt).all()]
+    touched = [(record, change) for record, change in db.execute(stmt).all()]
+    if member.added_by_import_id is not None:
+        added = db.get_one(RosterImport, member.added_by_import_id)
+        touched = sorted([*touched, (added, "new")], key=lambda t: t[0].created_at, reverse=True)
+    return touched[:limit]

@@ -395,7 +395,7 @@ def test_a_reimport_validates_only_rows_that_differ(db: Session, monkeypatch) ->
     assert [e.message for e in result.errors] == ["This member number is also on an earlier row."]
 
 
-def test_new_members_get_statuses_a_unit_and_a_history_row_with_fresh_ids(db: Session) -> None:
+def test_new_members_get_statuses_a_unit_and_their_import_with_fresh_ids(db: Session) -> None:
     from ratify.rosters.models import ImportTouch, MemberStatusPeriod, UnitAssignment
 
     org, rn, _ = _org_with_units(db)
@@ -418,16 +418,11 @@ def test_new_members_get_statuses_a_unit_and_a_history_row_with_fresh_ids(db: Se
     ]
     assignments = db.execute(select(UnitAssignment.member_id, UnitAssignment.unit_id)).all()
     assert sorted(assignments) == sorted((m.id, rn.id) for m in members.values())
-    touches = db.execute(
-        select(
-            ImportTouch.member_id, ImportTouch.change, ImportTouch.roster_import_id, ImportTouch.id
-        )
-    ).all()
-    assert sorted(t[:3] for t in touches) == sorted(
-        (m.id, "new", record.id) for m in members.values()
-    )
+    # The import that added them is on each member (no history row per new member).
+    assert {m.added_by_import_id for m in members.values()} == {record.id}
+    assert db.execute(select(func.count()).select_from(ImportTouch)).scalar_one() == 0
     # Ids made by the database (for bulk inserts) are distinct version-4 UUIDs on both engines.
-    made = [p.id for p in periods] + [t.id for t in touches]
+    made = [p.id for p in periods] + [a.id for a in db.scalars(select(UnitAssignment))]
     assert len(set(made)) == len(made)
     assert {i.version for i in made} == {4}
     assert {i.variant for i in made} == {uuid.RFC_4122}
