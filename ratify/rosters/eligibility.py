@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import NamedTuple
 
-from sqlalchemy import Subquery, func, select, text
-from sqlalchemy.orm import Session
+from sqlalchemy import and_, func, select, text
+from sqlalchemy.orm import Session, aliased
 
 from ratify.errors import N_, BadRequest
 from ratify.orgs.models import Organization
@@ -114,33 +114,6 @@ def evaluate(db: Session, org: Organization, rule: EligibilityRule) -> Eligibili
         raise BadRequest(N_("Choose at least one bargaining unit of this organization."))
     cutoff = rule.cutoff
 
-    def status_on(kind: StatusKind) -> Subquery:
-        return (
-            select(
-                MemberStatusPeriod.member_id.label("member_id"),
-                func.max(MemberStatusPeriod.status).label("status"),
-            )
-            .where(
-                MemberStatusPeriod.kind == kind,
-                in_force(MemberStatusPeriod.start_date, MemberStatusPeriod.end_date, cutoff),
-            )
-            .group_by(MemberStatusPeriod.member_id)
-            .subquery()
-        )
-
-    codes_on = (
-        select(
-            UnitAssignment.member_id.label("member_id"),
-            func.aggregate_strings(BargainingUnit.code, " ").label("codes"),
-        )
-        .join(BargainingUnit, BargainingUnit.id == UnitAssignment.unit_id)
-        .where(
-            UnitAssignment.unit_id.in_(units),
-            in_force(UnitAssignment.start_date, UnitAssignment.end_date, cutoff),
-        )
-        .group_by(UnitAssignment.member_id)
-        .subquery()
-    )
     paid = (
         select(
             DuesPayment.member_id.label("member_id"),
@@ -150,12 +123,16 @@ def evaluate(db: Session, org: Organization, rule: EligibilityRule) -> Eligibili
         .group_by(DuesPayment.member_id)
         .subquery()
     )
-    membership, employment = status_on(StatusKind.MEMBERSHIP), status_on(StatusKind.EMPLOYMENT)
+    membership = aliased(MemberStatusPeriod, name="membership")
+    employment = aliased(MemberStatusPeriod, name="employment")
+    unit = aliased(UnitAssignment, name="unit_on")
     population = select(UnitAssignment.member_id).where(UnitAssignment.unit_id.in_(units))
     if rule.includes:
         population = population.union(select(Member.id).where(Member.id.in_(list(rule.includes))))  # type: ignore[assignment]
-    # Outer joins on grouped subqueries: one pass over each table, whatever the planner
-    # knows of their sizes (correlated lookups per member degrade badly on a fresh import).
+    # Plain outer joins, with "in force on the cutoff" in each join's condition: a member has
+    # at most one status of each kind on a date, so only the units (a member may be in two)
+    # can repeat a member, on adjacent rows the loop below merges. Hash joins: one pass over
+    # each table, whatever the planner knows of their sizes.
     stmt = (
         select(
             Member.id,
@@ -163,14 +140,35 @@ def evaluate(db: Session, org: Organization, rule: EligibilityRule) -> Eligibili
             Member.first_name,
             Member.last_name,
             Member.join_date,
-            codes_on.c.codes,
-            membership.c.status,
-            employment.c.status,
+            unit.unit_id,
+            membership.status,
+            employment.status,
             paid.c.through,
         )
-        .outerjoin(codes_on, codes_on.c.member_id == Member.id)
-        .outerjoin(membership, membership.c.member_id == Member.id)
-        .outerjoin(employment, employment.c.member_id == Member.id)
+        .outerjoin(
+            unit,
+            and_(
+                unit.member_id == Member.id,
+                unit.unit_id.in_(units),
+                in_force(unit.start_date, unit.end_date, cutoff),
+            ),
+        )
+        .outerjoin(
+            membership,
+            and_(
+                membership.member_id == Member.id,
+                membership.kind == StatusKind.MEMBERSHIP,
+                in_force(membership.start_date, membership.end_date, cutoff),
+            ),
+        )
+        .outerjoin(
+            employment,
+            and_(
+                employment.member_id == Member.id,
+                employment.kind == StatusKind.EMPLOYMENT,
+                in_force(employment.start_date, employment.end_date, cutoff),
+            ),
+        )
         .outerjoin(paid, paid.c.member_id == Member.id)
         .where(
             Member.organization_id == org.id,
@@ -178,7 +176,7 @@ def evaluate(db: Session, org: Organization, rule: EligibilityRule) -> Eligibili
             # rescans the subquery for every member with the latter.
             Member.id.in_(population),
         )
-        .order_by(Member.sort_name, Member.member_number)
+        .order_by(Member.sort_name, Member.member_number, Member.id)
     )
     if db.get_bind().dialect.name == "postgresql":
         # One big report query: room to hash in memory, and no parallel workers or JIT,
@@ -196,27 +194,35 @@ def evaluate(db: Session, org: Organization, rule: EligibilityRule) -> Eligibili
         else None
     )
     grace = org.dues_grace_months
-    decisions = []
+    decisions: list[Decision] = []
+    rows = db.connection().execute(stmt)  # Core rows: the ORM adds nothing to plain columns
     for (
         member_id,
         number,
         first,
         last,
         joined,
-        codes,
-        membership,
-        employment,
+        unit_id,
+        membership_status,
+        employment_status,
         through,
-    ) in db.connection().execute(stmt):  # Core rows: the ORM adds nothing to plain columns
+    ) in rows:
+        if decisions and decisions[-1].member_id == member_id:  # in a second unit
+            previous = decisions[-1]
+            decisions[-1] = previous._replace(
+                units=tuple(sorted({*previous.units, units[unit_id]})),
+                reasons=tuple(r for r in previous.reasons if r != NOT_IN_UNIT),
+            )
+            continue
         reasons: list[str] = []
         note = ""
-        unit_codes = tuple(sorted(codes.split(" "))) if codes else ()
+        unit_codes = (units[unit_id],) if unit_id is not None else ()
         if not unit_codes:
             reasons.append(NOT_IN_UNIT)
-        if membership is None:
+        if membership_status is None:
             reasons.append(NO_STATUS)
-        elif membership not in rule.membership:
-            reasons.append(FEE_PAYER if membership == "fee_payer" else NON_MEMBER)
+        elif membership_status not in rule.membership:
+            reasons.append(FEE_PAYER if membership_status == "fee_payer" else NON_MEMBER)
         if rule.good_standing:
             if through is not None:
                 arrears = max(0, months_now - (through.year * 12 + through.month) - 1)
@@ -226,7 +232,7 @@ def evaluate(db: Session, org: Organization, rule: EligibilityRule) -> Eligibili
                 arrears = None
             if arrears is None or arrears > grace:
                 reasons.append(IN_ARREARS)
-        if employment not in rule.employment:
+        if employment_status not in rule.employment:
             reasons.append(EMPLOYMENT)
         if joined_by is not None and (joined is None or joined > joined_by):
             reasons.append(JOINED_TOO_LATE)

@@ -148,3 +148,20 @@ def test_units_of_another_organization_are_refused(db: Session, roster) -> None:
     theirs = rosters.create_unit(db, other, actor=None, fields=UnitFields("X", "X", "", ""))
     with pytest.raises(BadRequest, match="Choose at least one bargaining unit"):
         elig.evaluate(db, org, elig.EligibilityRule(cutoff=CUTOFF, unit_ids=frozenset({theirs.id})))
+
+
+def test_a_member_in_two_units_is_one_decision_listing_both(db: Session, roster) -> None:  # type: ignore[no-untyped-def]
+    org, rn, tech, people = roster
+    for key in ("eligible", "excluded", "left"):
+        rosters.assign_unit(db, people[key], tech, START)
+    db.flush()
+    preview = elig.evaluate(db, org, _rule([rn, tech], people))
+    numbers = [d.member_number for d in preview.decisions]
+    assert len(numbers) == len(set(numbers)) == len(people)
+    by_id = {d.member_id: d for d in preview.decisions}
+    assert by_id[people["eligible"].id].units == ("RN", "TECH")
+    assert by_id[people["eligible"].id].eligible
+    # In TECH still, though no longer in RN: in a unit on the cutoff, so eligible.
+    assert by_id[people["left"].id].units == ("TECH",) and by_id[people["left"].id].eligible
+    assert by_id[people["excluded"].id].reasons == (elig.MANUALLY_EXCLUDED,)
+    assert preview.per_unit()["TECH"] == (3, 1)
