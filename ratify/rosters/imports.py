@@ -460,43 +460,50 @@ def _stored(
 ) -> tuple[dict[str, int], dict[str, tuple[str, ...]]]:
     """The roster as it stands, small: member number -> fingerprint of what this file's
     columns would say of the member, and member number -> the unit codes they are in today.
-    A 300,000-member roster as ORM objects, or even as full rows, would cost far more memory."""
+    A 300,000-member roster as ORM objects, or even as full rows, would cost far more memory.
+    One streamed query of plain (Core) rows: a member in two units comes twice."""
     periods = {
         kind: aliased(MemberStatusPeriod, name=f"{kind.value}_period")
         for kind, column, _ in STATUS_COLUMNS
         if column in mapping
     }
-    stmt = select(
-        Member.member_number,
-        *(getattr(Member, name) for name in compared),
-        *(period.status for period in periods.values()),
-    ).where(Member.organization_id == org.id)
+    stmt = (
+        select(
+            Member.member_number,
+            *(getattr(Member, name) for name in compared),
+            *(period.status for period in periods.values()),
+            UnitAssignment.unit_id,
+        )
+        .outerjoin(
+            UnitAssignment,
+            and_(UnitAssignment.member_id == Member.id, UnitAssignment.end_date.is_(None)),
+        )
+        .where(Member.organization_id == org.id)
+    )
     for kind, period in periods.items():
         stmt = stmt.outerjoin(
             period,
             and_(period.member_id == Member.id, period.kind == kind, period.end_date.is_(None)),
         )
+    codes = {u.id: sys.intern(u.code) for u in rosters.list_units(db, org, archived=True)}
+    codes.update((u.id, sys.intern(u.code)) for u in rosters.list_units(db, org))
     dates = [i for i, name in enumerate(compared, start=1) if name in DATE_FIELDS]
     end = 1 + len(compared)
     members: dict[str, int] = {}
-    for row in db.execute(stmt.execution_options(yield_per=10_000)):
-        shown = row[1:end]
-        if dates:
-            values = list(shown)
-            for i in dates:
-                values[i - 1] = _show(values[i - 1])
-            shown = tuple(values)
-        members[sys.intern(row[0])] = hash((shown, *row[end:]))
     units: dict[str, tuple[str, ...]] = {}
-    for number, code in db.execute(
-        select(Member.member_number, BargainingUnit.code)
-        .join(UnitAssignment, UnitAssignment.member_id == Member.id)
-        .join(BargainingUnit, BargainingUnit.id == UnitAssignment.unit_id)
-        .where(Member.organization_id == org.id, UnitAssignment.end_date.is_(None))
-        .execution_options(yield_per=10_000)
-    ):
-        number = sys.intern(number)
-        units[number] = (*units.get(number, ()), sys.intern(code))
+    for row in db.connection().execute(stmt.execution_options(yield_per=20_000)):
+        number, unit_id = row[0], row[-1]
+        if number not in members:
+            number = sys.intern(number)
+            shown = row[1:end]
+            if dates:
+                values = list(shown)
+                for i in dates:
+                    values[i - 1] = _show(values[i - 1])
+                shown = tuple(values)
+            members[number] = hash((tuple(shown), *row[end:-1]))
+        if unit_id is not None:
+            units[number] = (*units.get(number, ()), codes[unit_id])
     return members, units
 
 
