@@ -54,3 +54,16 @@ def run_together(
         thread.join(timeout=timeout)
     assert not any(thread.is_alive() for thread in threads), "a thread did not finish"
     return results  # type: ignore[return-value]
+
+
+_HIDDEN = re.compile(r'<input type="hidden" name="([^"]+)" value="([^"]*)"')
+
+
+def form_from(client: TestClient, path: str) -> dict[str, str]:
+    """The hidden fields of the page's forms (CSRF token and the like), as a browser sends them."""
+    response = client.get(path)
+    assert response.status_code == 200, response.text
+    fields = dict(_HIDDEN.findall(response.text))
+    match = _CSRF.search(response.text)
+    assert match, f"no CSRF token on {path}"
+    return {**fields, "csrf_token": match.group(1)}

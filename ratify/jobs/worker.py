@@ -39,6 +39,9 @@ class LongTask:
     worker dies is run again once the lease runs out."""
 
     run: Callable[[sessionmaker[Session], dict[str, Any]], None]
+    # Nothing renews a claim while the task works, so the lease covers the longest run (a
+    # 300,000-row apply takes about a minute): other workers must not take it meanwhile.
+    lease: timedelta = timedelta(hours=1)
 
 
 @dataclass(frozen=True)
@@ -99,9 +102,10 @@ class Worker:
                 job.last_error = "the worker running it stopped before it finished"
                 log.warning("job.abandoned", job_id=str(job.id), kind=job.kind)
                 return False, job.id
+            task = self.handlers.get(job.kind)
             job.status = JobStatus.RUNNING
             job.locked_by = self.worker_id
-            job.locked_until = now + self.lease
+            job.locked_until = now + (task.lease if isinstance(task, LongTask) else self.lease)
             job.attempts += 1
             return True, job.id
 

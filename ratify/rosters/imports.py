@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import json
 import re
 import sys
 import uuid
@@ -1100,6 +1101,25 @@ def roster_of(upload: RosterUpload) -> RosterFile:
     return read_roster(upload.file_name, upload.data)
 
 
+def locked(db: Session, upload: RosterUpload) -> RosterUpload:
+    """The upload row-locked and read again: of two requests changing one upload (two tabs,
+    two clicks), the second waits for the first and then sees what it did. (SQLite's write
+    lock serializes them anyway.)"""
+    return db.execute(
+        select(RosterUpload)
+        .where(RosterUpload.id == upload.id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).scalar_one()
+
+
+def preview_version(upload: RosterUpload) -> str:
+    """Names the preview a page showed (the columns it was checked with): an apply from an
+    older page, after the columns changed in another tab, is refused."""
+    text = json.dumps(upload.mapping, sort_keys=True) + upload.digest
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
 def set_mapping(
     db: Session, org: Organization, upload: RosterUpload, mapping: Mapping[str, str]
 ) -> None:
@@ -1114,7 +1134,8 @@ def set_mapping(
         )
     if "member_number" not in clean:
         raise BadRequest(N_("Map a column to the member number: every row needs one."))
-    refuse_busy(upload)
+    upload = locked(db, upload)
+    refuse_busy(db, upload)
     upload.mapping = clean
     upload.state, upload.summary, upload.problem = UploadState.READY, None, None
     if upload.source:
@@ -1161,20 +1182,21 @@ def apply_upload(
     phone_region: str,
     confirm_leaving: bool,
     actor_label: str | None = None,
+    version: str | None = None,
+    expected: Mapping[str, int] | None = None,
 ) -> RosterImport:
     """Apply an upload once: a second apply of the same preview is refused. ``actor_label``
-    names who applied it when no staff member did (an API token, say)."""
-    # Row-locked and re-read: of two clicks on Apply, the second waits for the first and then
-    # sees it done (SQLite's write lock serializes them anyway).
-    upload = db.execute(
-        select(RosterUpload)
-        .where(RosterUpload.id == upload.id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    ).scalar_one()
+    names who applied it when no staff member did (an API token, say). ``version`` is the
+    preview the person saw (refused if the columns changed since); ``expected`` the counts
+    they saw (refused if the roster changed since, so what is applied is what was shown)."""
+    upload = locked(db, upload)  # of two clicks on Apply, the second sees the first done
     if upload.roster_import_id is not None:
         raise Conflict(N_("This file was already imported."))
+    if version is not None and version != preview_version(upload):
+        raise Conflict(N_("The columns changed since this preview: look at it again."))
     result = preview_upload(db, org, upload, phone_region)
+    if expected is not None and result.counts() != dict(expected):
+        raise Conflict(N_("The roster changed since the file was checked: check it again."))
     record = apply(
         db,
         org,
@@ -1227,10 +1249,12 @@ def summarize(db: Session, org: Organization, result: Preview) -> dict[str, Any]
     }
 
 
-def refuse_busy(upload: RosterUpload) -> None:
+def refuse_busy(db: Session, upload: RosterUpload) -> None:
+    """Refused while a worker works on the upload (unless it gave up), or once imported."""
     if upload.roster_import_id is not None or upload.state == UploadState.APPLIED:
         raise Conflict(N_("This file was already imported."))
-    if upload.state in (UploadState.CHECKING, UploadState.APPLYING):
+    busy = upload.state in (UploadState.CHECKING, UploadState.APPLYING)
+    if busy and not worker_gave_up(db, upload):
         raise Conflict(N_("This file is being worked on: wait until it is done."))
 
 
@@ -1249,7 +1273,8 @@ def problem_of(upload: RosterUpload) -> tuple[str, dict[str, Any]]:
 
 def check_later(db: Session, org: Organization, upload: RosterUpload) -> None:
     """Have a worker check every row of a large upload (the page shows its progress)."""
-    refuse_busy(upload)
+    upload = locked(db, upload)
+    refuse_busy(db, upload)
     job = jobs.enqueue(db, CHECK_TASK, {"upload_id": str(upload.id)}, organization_id=org.id)
     upload.state, upload.rows_done, upload.summary, upload.problem = (
         UploadState.CHECKING, 0, None, None
@@ -1266,10 +1291,13 @@ def apply_later(
     actor: StaffUser | None,
     confirm_leaving: bool,
     actor_label: str | None = None,
+    version: str | None = None,
 ) -> None:
     """Have a worker apply a checked large upload, in the name of ``actor`` (or of
-    ``actor_label``: an API token, say)."""
-    refuse_busy(upload)
+    ``actor_label``: an API token, say), exactly as previewed: ``version`` names the preview
+    the person saw, and the worker refuses if the roster changed since the check."""
+    upload = locked(db, upload)
+    refuse_busy(db, upload)
     if upload.state != UploadState.CHECKED or upload.summary is None:
         raise Conflict(N_("Preview the changes before applying them."))
     if upload.summary["counts"]["errors"]:
@@ -1282,11 +1310,14 @@ def apply_later(
             N_("%(count)s members would leave their unit: confirm that this file is complete."),
             count=upload.summary["counts"]["leaving"],
         )
+    if version is not None and version != preview_version(upload):
+        raise Conflict(N_("The columns changed since this preview: look at it again."))
     payload = {
         "upload_id": str(upload.id),
         "actor_id": str(actor.id) if actor else None,
         "actor_label": actor_label,
         "confirm_leaving": confirm_leaving,
+        "expected": upload.summary["counts"],
     }
     job = jobs.enqueue(db, APPLY_TASK, payload, organization_id=org.id)
     upload.state, upload.rows_done, upload.problem, upload.job_id = (

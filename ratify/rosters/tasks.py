@@ -34,6 +34,7 @@ def roster_tasks(settings: Settings) -> dict[str, LongTask]:
             uuid.UUID(payload["upload_id"]),
             actor_id=uuid.UUID(payload["actor_id"]) if payload.get("actor_id") else None,
             actor_label=payload.get("actor_label"),
+            expected=payload.get("expected"),
             confirm_leaving=bool(payload["confirm_leaving"]),
             phone_region=settings.phone_region,
         )
@@ -81,6 +82,7 @@ def apply_upload(
     *,
     actor_id: uuid.UUID | None,
     actor_label: str | None,
+    expected: dict[str, int] | None,
     confirm_leaving: bool,
     phone_region: str,
 ) -> None:
@@ -98,6 +100,7 @@ def apply_upload(
                 phone_region=phone_region,
                 confirm_leaving=confirm_leaving,
                 actor_label=actor_label,
+                expected=expected,
             )
     except RatifyError as exc:
         _failed(sessions, upload_id, UploadState.APPLYING, exc)

@@ -378,6 +378,7 @@ def import_preview(
         upload=upload,
         summary=summary,
         counts=summary["counts"],
+        version=imports.preview_version(upload),
         errors_kept=imports.ERRORS_KEPT,
         field_labels={k: ctx.gettext(v) for k, v in {**FIELD_LABELS, **STATUS_FIELDS}.items()},
         problem=problem,
@@ -388,9 +389,12 @@ def import_apply(ctx: ViewContext) -> Response:
     assert ctx.org is not None and ctx.user is not None
     upload = _upload(ctx)
     confirm = ctx.field("confirm_leaving") == "yes"
+    version = ctx.field("version")  # the preview this page showed
     try:
         if imports.in_background(upload, ctx.app.settings.import_background_rows):
-            imports.apply_later(ctx.db, ctx.org, upload, actor=ctx.user, confirm_leaving=confirm)
+            imports.apply_later(
+                ctx.db, ctx.org, upload, actor=ctx.user, confirm_leaving=confirm, version=version
+            )
             return ctx.redirect(ctx.org_url("import_preview", upload_id=upload.id))
         imports.apply_upload(
             ctx.db,
@@ -399,6 +403,7 @@ def import_apply(ctx: ViewContext) -> Response:
             actor=ctx.user,
             phone_region=ctx.app.settings.phone_region,
             confirm_leaving=confirm,
+            version=version,
         )
     except RatifyError as exc:
         return import_preview(ctx, exc.status_code, ctx.gettext(exc.message, **exc.params))

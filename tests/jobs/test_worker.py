@@ -288,3 +288,20 @@ def test_a_long_task_commits_its_own_steps_and_is_retried_when_it_fails(
             "test.step",
         ]
     assert steps == ["x", "x"]
+
+
+def test_a_long_task_is_claimed_for_its_own_lease(sessions: sessionmaker[Session]) -> None:
+    """Nothing renews a long task's claim while it runs, so its lease is long: another worker
+    does not take it after the ordinary five minutes (and mark it dead after five takes)."""
+    seen: list[object] = []
+
+    def task(task_sessions: sessionmaker[Session], payload: dict) -> None:  # type: ignore[type-arg]
+        with unit_of_work(task_sessions) as db:
+            seen.append(db.scalars(select(Job.locked_until)).one())
+
+    with unit_of_work(sessions) as db:
+        enqueue(db, "test.long", {})
+    before = utcnow()
+    Worker(sessions, handlers={"test.long": LongTask(task, lease=timedelta(hours=2))}).drain()
+    (until,) = seen
+    assert timedelta(hours=2) <= until - before < timedelta(hours=2, minutes=1)  # type: ignore[operator]

@@ -11,6 +11,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from ratify.authz import Role
+from ratify.errors import Conflict
 from ratify.jobs import registry
 from ratify.jobs.models import Job, JobStatus
 from ratify.jobs.worker import Worker
@@ -20,7 +21,7 @@ from ratify.rosters.models import ImportScope, Member, RosterUpload, UploadState
 from ratify.rosters.services import UnitFields
 from ratify.settings import Settings
 from tests.factories import make_org, make_user
-from tests.helpers import csrf_from, login
+from tests.helpers import csrf_from, form_from, login
 
 ROSTER = (
     b"Emp ID,Surname,Given Name,E-mail\n"
@@ -88,7 +89,7 @@ def test_a_large_file_is_checked_and_applied_by_the_worker(
     assert '<meta http-equiv="refresh"' not in page
     assert _members(db) == 0  # checked, nothing written
 
-    response = client.post(f"{url}/apply", data={"csrf_token": csrf_from(client, url)})
+    response = client.post(f"{url}/apply", data=form_from(client, url))
     assert response.status_code == 303 and response.headers["location"].endswith(url)
     assert "Applying the changes to 3 members" in client.get(url).text
     assert _members(db) == 0
@@ -102,7 +103,7 @@ def test_a_large_file_is_checked_and_applied_by_the_worker(
     page = client.get(url).text
     assert "This file was already imported." in page and "Apply these changes" not in page
     # A second apply (a stale tab, say) is refused, and queues nothing.
-    response = client.post(f"{url}/apply", data={"csrf_token": csrf_from(client, url)})
+    response = client.post(f"{url}/apply", data=form_from(client, url))
     assert response.status_code == 409
     assert db.execute(select(func.count()).select_from(Job)).scalar_one() == 2
 
@@ -117,7 +118,7 @@ def test_a_large_file_with_errors_is_shown_and_never_applied(
     assert "Apply these changes" not in page
     errors = client.get(f"{url}/errors.csv").text
     assert errors.splitlines()[1] == "5,E-mail,This is not an email address."
-    response = client.post(f"{url}/apply", data={"csrf_token": csrf_from(client, url)})
+    response = client.post(f"{url}/apply", data=form_from(client, url))
     assert response.status_code == 409 and "1 rows have errors" in response.text
     assert _worker(sessions, settings).drain() == 0 and _members(db) == 0
 
@@ -125,11 +126,11 @@ def test_a_large_file_with_errors_is_shown_and_never_applied(
 def test_a_refusal_in_the_worker_is_shown_and_writes_nothing(
     db: Session, client, sessions: sessionmaker[Session], settings: Settings
 ) -> None:
-    """The same file imported meanwhile (through another upload): the worker's apply is
-    refused, and the page says why."""
+    """The roster changed between the check and the apply (the same members imported through
+    another upload): the worker refuses to apply what nobody saw, and the page says why."""
     org, url = _upload_and_map(db, client)
     _worker(sessions, settings).drain()
-    client.post(f"{url}/apply", data={"csrf_token": csrf_from(client, url)})
+    client.post(f"{url}/apply", data=form_from(client, url))
     upload = db.scalars(select(RosterUpload)).one()
     unit = rosters.list_units(db, org)[0]
     roster = imports.read_roster("again.csv", ROSTER)
@@ -141,7 +142,9 @@ def test_a_refusal_in_the_worker_is_shown_and_writes_nothing(
     assert _worker(sessions, settings).drain() == 1
     db.refresh(upload)
     assert upload.state == UploadState.FAILED
-    assert "This exact file was already imported." in client.get(url).text
+    page = client.get(url).text
+    assert "The roster changed since the file was checked: check it again." in page
+    assert "Check the file again" in page and "Apply these changes" not in page
     assert _members(db) == 3  # the other import's, and no more
 
 
@@ -202,3 +205,47 @@ def test_progress_is_seen_by_other_connections_while_the_check_runs(
             5,
             5,
         )
+
+
+def test_an_apply_racing_a_change_of_columns_is_refused(
+    live_sessions: sessionmaker[Session], settings: Settings
+) -> None:
+    """Tab A has read the checked upload and presses Apply while tab B saves other columns:
+    A's apply re-reads the upload under a row lock, finds it being checked again, and refuses;
+    nothing nobody previewed is applied. (SQLite runs whole requests one at a time.)"""
+    if live_sessions.kw["bind"].dialect.name != "postgresql":
+        pytest.skip("concurrent requests need PostgreSQL")
+    from ratify.orgs.models import Organization
+
+    with live_sessions.begin() as db:
+        org = make_org(db)
+        unit = rosters.create_unit(db, org, actor=None, fields=UnitFields("RN", "N", "", ""))
+        upload = imports.store_upload(
+            db, org, actor=None, file_name="big.csv", data=ROSTER, scope=ImportScope.UNIT,
+            unit=unit, effective=date(2026, 11, 1), source="",
+        )  # fmt: skip
+        columns = {"member_number": "Emp ID", "last_name": "Surname", "first_name": "Given Name"}
+        imports.set_mapping(db, org, upload, columns)
+        imports.check_later(db, org, upload)
+        upload_id, org_id = upload.id, org.id
+    worker = _worker(live_sessions, replace(settings, import_background_rows=1))
+    worker.drain()
+    with live_sessions() as tab_a:
+        upload_a = tab_a.get_one(RosterUpload, upload_id)
+        version = imports.preview_version(upload_a)
+        assert upload_a.state == UploadState.CHECKED
+        with live_sessions.begin() as tab_b:
+            swapped = {**columns, "last_name": "Given Name", "first_name": "Surname"}
+            org_b = tab_b.get_one(Organization, org_id)
+            upload_b = tab_b.get_one(RosterUpload, upload_id)
+            imports.set_mapping(tab_b, org_b, upload_b, swapped)
+            imports.check_later(tab_b, org_b, upload_b)
+        with pytest.raises(Conflict, match="being worked on"):  # the new check
+            imports.apply_later(
+                tab_a, tab_a.get_one(Organization, org_id), upload_a, actor=None,
+                actor_label="tab A", confirm_leaving=False, version=version,
+            )  # fmt: skip
+    worker.drain()  # the new check
+    with live_sessions() as db:
+        assert db.get_one(RosterUpload, upload_id).state == UploadState.CHECKED
+        assert db.execute(select(func.count()).select_from(Member)).scalar_one() == 0

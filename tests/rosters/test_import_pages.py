@@ -12,7 +12,7 @@ from ratify.rosters import services as rosters
 from ratify.rosters.models import ColumnMapping, Member, RosterImport, RosterUpload
 from ratify.rosters.services import UnitFields
 from tests.factories import make_org, make_user
-from tests.helpers import csrf_from, login
+from tests.helpers import csrf_from, form_from, login
 
 ROSTER = (
     b"Emp ID,Surname,Given Name,E-mail\n1001,Lovelace,Ada,ada@example.org\n1002,Hopper,Grace,\n"
@@ -63,14 +63,14 @@ def test_upload_map_preview_apply(db: Session, client) -> None:
     preview = client.get(f"/o/{org.slug}/imports/{upload_id}").text
     assert "New members: 2" in preview and "Lovelace, Ada" in preview
     assert db.execute(select(func.count()).select_from(Member)).scalar_one() == 0  # nothing yet
-    token = csrf_from(client, f"/o/{org.slug}/imports/{upload_id}")
-    response = client.post(f"/o/{org.slug}/imports/{upload_id}/apply", data={"csrf_token": token})
+    form = form_from(client, f"/o/{org.slug}/imports/{upload_id}")
+    response = client.post(f"/o/{org.slug}/imports/{upload_id}/apply", data=form)
     assert response.status_code == 303
     assert db.execute(select(func.count()).select_from(Member)).scalar_one() == 2
     history = client.get(f"/o/{org.slug}/imports?applied=1").text
     assert "The roster was imported." in history and "payroll.csv" in history
     # A second apply of the same preview is refused, and writes nothing.
-    again = client.post(f"/o/{org.slug}/imports/{upload_id}/apply", data={"csrf_token": token})
+    again = client.post(f"/o/{org.slug}/imports/{upload_id}/apply", data=form)
     assert again.status_code == 409 and "already imported" in again.text
     assert db.execute(select(func.count()).select_from(RosterImport)).scalar_one() == 1
     # The mapping is remembered for the source.
@@ -163,3 +163,26 @@ def test_the_member_page_lists_the_imports_that_touched_them(db: Session, client
     assert "november.csv" not in lee_page
     kim_page = client.get(f"/o/{org.slug}/members/{kim.id}").text
     assert "october.csv" in kim_page and "left a unit" in kim_page
+
+
+def test_an_apply_from_a_page_older_than_the_columns_is_refused(db: Session, client) -> None:
+    """Two tabs: one shows a preview, the other changes the columns. Applying from the first
+    would apply columns nobody previewed: refused, nothing written."""
+    org, unit = _setup(db, client)
+    map_url = _upload(client, org, unit).headers["location"]
+    preview_url = map_url.removesuffix("/map")
+    columns = {"map_member_number": "Emp ID", "map_last_name": "Surname",
+               "map_first_name": "Given Name"}  # fmt: skip
+    client.post(map_url, data={**columns, "csrf_token": csrf_from(client, map_url)})
+    first_tab = form_from(client, preview_url)
+    swapped = {**columns, "map_last_name": "Given Name", "map_first_name": "Surname"}
+    client.post(map_url, data={**swapped, "csrf_token": csrf_from(client, map_url)})
+    stale = client.post(f"{preview_url}/apply", data=first_tab)
+    assert stale.status_code == 409 and "The columns changed since this preview" in stale.text
+    assert db.execute(select(func.count()).select_from(Member)).scalar_one() == 0
+    fresh = client.post(f"{preview_url}/apply", data=form_from(client, preview_url))
+    assert fresh.status_code == 303
+    assert db.scalars(select(Member.last_name).order_by(Member.member_number)).all() == [
+        "Ada",
+        "Grace",
+    ]
