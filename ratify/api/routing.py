@@ -164,10 +164,18 @@ class ApiRoute(Route):
         raw: bytes,
         form: FormData | None,
     ) -> Response:
+        # The token is checked (and its last use recorded) in a short transaction of its own:
+        # in the request's, the update would hold the token's row lock for the whole request,
+        # and every other request with the same token would wait for it.
         with unit_of_work(state.sessions) as db:
-            token = tokens.authenticate(db, secret)
+            checked = tokens.authenticate(db, secret)
+            token_id = checked.id if checked is not None else None
+        if token_id is None:
+            raise Unauthorized()
+        with unit_of_work(state.sessions) as db:
+            token = tokens.get_live_token(db, token_id)
             if token is None:
-                raise Unauthorized()
+                raise Unauthorized()  # revoked in between
             org = orgs.get_by_slug(db, request.path_params["slug"])
             if org.id != token.organization_id:
                 raise NotFound()  # another organization's data does not exist for this token

@@ -137,6 +137,11 @@ def authenticate(db: Session, secret: str) -> ApiToken | None:
     return token
 
 
+def get_live_token(db: Session, token_id: uuid.UUID) -> ApiToken | None:
+    token = db.get(ApiToken, token_id)
+    return token if token is not None and token.revoked_at is None else None
+
+
 def actor_label(token: ApiToken) -> str:
     """Who the audit log and import history name for what a token did."""
     return f"api:{token.prefix} ({token.name})"[:254]

@@ -155,3 +155,44 @@ def test_the_admin_navigation_links_to_tokens(db: Session, client) -> None:
     org = make_org(db)
     login(client, make_user(db, org).email)
     assert f'href="/o/{org.slug}/api-tokens"' in client.get(f"/o/{org.slug}/").text
+
+
+def test_a_request_does_not_hold_its_token_row_while_it_works(
+    live_sessions, live_settings, secret_ledger, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    """Recording a token's last use happens in a short transaction of its own: a long request
+    (a big batch, say) must not keep the token's row locked, or every other request with
+    the same token waits for it."""
+    if live_sessions.kw["bind"].dialect.name != "postgresql":
+        pytest.skip("row locks need PostgreSQL")
+    from sqlalchemy import text
+
+    from ratify.app import create_app
+    from ratify.rosters import queries
+    from tests.conftest import make_client
+
+    with live_sessions.begin() as db:
+        org = make_org(db)
+        secret = make_token(db, org, Role.STAFF)
+        secret_ledger.add(secret)
+        token_id = db.scalars(select(ApiToken.id)).one()
+    probes: list[str] = []
+    search = queries.search_members
+
+    def probe(*args, **kwargs):  # type: ignore[no-untyped-def]
+        # Mid-request: another connection tries to lock the token's row, without waiting.
+        with live_sessions.begin() as other:
+            other.execute(
+                text("SELECT id FROM api_tokens WHERE id = :id FOR UPDATE NOWAIT"), {"id": token_id}
+            )
+            probes.append("free")
+        return search(*args, **kwargs)
+
+    monkeypatch.setattr(queries, "search_members", probe)
+    app = create_app(live_settings, sessions=live_sessions)
+    with make_client(app, secret_ledger) as client:
+        response = client.get(f"/api/v1/orgs/{org.slug}/members", headers=bearer(secret))
+    assert response.status_code == 200, response.text
+    assert probes == ["free"]
+    with live_sessions() as db:
+        assert db.get_one(ApiToken, token_id).last_used_at is not None  # and it was recorded
