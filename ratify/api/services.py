@@ -4,13 +4,11 @@ applied in a token's name."""
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import secrets
 import uuid
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import date, timedelta
 
 from sqlalchemy import select
@@ -192,26 +190,16 @@ def upsert_batch(
     ]
     if uneven:
         raise BatchInvalid(uneven)
-    # One batch at a time per organization: two syncs adding the same new member at once
-    # would otherwise both see it missing. (NO KEY UPDATE: rows that merely reference the
-    # organization, audit events say, are not held up.)
-    db.execute(
-        select(Organization.id).where(Organization.id == org.id).with_for_update(key_share=True)
-    )
-    # The batch becomes a roster file, so that it passes exactly the checks a file does.
-    out = io.StringIO()
-    writer = csv.writer(out, dialect=csv.excel, quoting=csv.QUOTE_ALL)
-    writer.writerow(headers)
-    writer.writerows([row[name] for name in headers] for row in rows)
-    data = out.getvalue().encode()
-    roster = imports.read_roster(f"API batch ({token.name})"[:255], data)
-    # Written as excel CSV, so read as that (no sniffing); and the digest names this batch,
-    # not its content alone: a sync that sends the same members again is an ordinary
-    # request, not a file imported twice by mistake.
-    roster = replace(
-        roster,
-        dialect=csv.excel,
-        digest=hashlib.sha256(data + utcnow().isoformat().encode()).hexdigest(),
+    imports.one_import_at_a_time(db, org)
+    # The batch becomes a roster file, so that it passes exactly the checks a file does. Its
+    # digest names this batch, not its content alone: a sync that sends the same members
+    # again is an ordinary request, not a file imported twice by mistake.
+    stamp = f"{token.id}:{utcnow().isoformat()}:{uuid.uuid4()}".encode()
+    roster = imports.roster_from_table(
+        f"API batch ({token.name})"[:255],
+        headers,
+        [[row[name] for name in headers] for row in rows],
+        digest=hashlib.sha256(stamp).hexdigest(),
     )
     result = imports.preview(
         db,

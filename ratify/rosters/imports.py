@@ -14,8 +14,8 @@ import json
 import re
 import sys
 import uuid
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Container, Iterator, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from operator import itemgetter
 from typing import Any
@@ -185,6 +185,23 @@ def read_roster(file_name: str, data: bytes) -> RosterFile:
     )
 
 
+def roster_from_table(
+    file_name: str, headers: list[str], rows: list[list[str]], *, digest: str
+) -> RosterFile:
+    """Rows given as data (an API batch, say) as a roster file, so they pass exactly the
+    checks a file does: written as CSV in Excel's dialect and read back in that dialect (no
+    sniffing, which quotes and semicolons in the values could mislead)."""
+    if len(headers) > MAX_COLUMNS:
+        raise RosterFileError(N_("The file has more than %(max)s columns."), max=MAX_COLUMNS)
+    out = io.StringIO()
+    writer = csv.writer(out, dialect=csv.excel)
+    writer.writerow(headers)
+    writer.writerows(rows)
+    data = out.getvalue().encode()
+    roster = RosterFile(file_name, digest, list(headers), 0, data, "utf-8-sig", csv.excel)
+    return replace(roster, row_count=sum(1 for _ in roster.iter_rows()))
+
+
 def _table(data: bytes, encoding: str | None, dialect: Any) -> Iterator[list[str]]:
     """Every non-blank row of the file, the header first, decoded as it is read."""
     if encoding is None:
@@ -305,14 +322,18 @@ def check_rows(
     unit_codes: set[str],
     same_as_stored: Callable[[list[str]], bool] | None = None,
     progress: Callable[[int], None] | None = None,
+    known: Container[str] = (),
 ) -> tuple[list[RosterRow], list[RowError], list[tuple[str, str | None]]]:
     """Every row checked; errors name row, column and problem. A row whose text is exactly
     what is stored already (``same_as_stored``) is only counted: (number, unit code) in the
     third list. Stored values were checked on the way in, so a weekly re-import validates
-    only what changed. ``progress`` hears how many rows are done, every few thousand."""
+    only what changed. ``progress`` hears how many rows are done, every few thousand. A
+    file without name columns may update ``known`` members (their names stay); a new member
+    needs a name."""
     check_mapping(roster, mapping)
     index = {name: roster.headers.index(header) for name, header in mapping.items()}
     mapped = [name for name in MemberFields.__dataclass_fields__ if name in index]
+    names_given = "first_name" in index or "last_name" in index
     good: list[RosterRow] = []
     errors: list[RowError] = []
     same: list[tuple[str, str | None]] = []
@@ -384,6 +405,7 @@ def check_rows(
                 MemberFields(values.pop("member_number", ""), values.pop("first_name", ""),
                              values.pop("last_name", ""), **values),
                 phone_region,
+                require_name=names_given or cell("member_number") not in known,
             )  # fmt: skip
         except rosters.MemberInvalid as exc:
             problems += [
@@ -572,10 +594,10 @@ def preview(
             status.append(status_words[(j, raw)])
         if hash((picked[1:end], *status)) != stored:
             return False
-        if scope == ImportScope.UNIT and unit is not None:
-            target: str | None = unit.code
-        else:
-            target = cells[unit_at].strip().upper() if unit_at is not None else None
+        listed = cells[unit_at].strip().upper() if unit_at is not None else None
+        if listed is not None and listed not in units:
+            return False  # checked in full, where an unknown unit code is an error
+        target = unit.code if scope == ImportScope.UNIT and unit is not None else listed
         return target is None or target in current_units.get(number, ())
 
     rows, errors, same = check_rows(
@@ -585,6 +607,7 @@ def preview(
         unit_codes=set(units),
         same_as_stored=same_as_stored,
         progress=progress,
+        known=members,
     )
     result = Preview(roster, scope, unit, effective, dict(mapping), rows, errors)
     result.unchanged = len(same)
@@ -1101,6 +1124,16 @@ def roster_of(upload: RosterUpload) -> RosterFile:
     return read_roster(upload.file_name, upload.data)
 
 
+def one_import_at_a_time(db: Session, org: Organization) -> None:
+    """Imports of one organization (files, API batches, the worker's) run one after another
+    from their preview on: two adding the same new member at once would otherwise both see
+    it missing. (NO KEY UPDATE: rows that merely reference the organization, audit events
+    say, are not held up.)"""
+    db.execute(
+        select(Organization.id).where(Organization.id == org.id).with_for_update(key_share=True)
+    )
+
+
 def locked(db: Session, upload: RosterUpload) -> RosterUpload:
     """The upload row-locked and read again: of two requests changing one upload (two tabs,
     two clicks), the second waits for the first and then sees what it did. (SQLite's write
@@ -1189,6 +1222,7 @@ def apply_upload(
     names who applied it when no staff member did (an API token, say). ``version`` is the
     preview the person saw (refused if the columns changed since); ``expected`` the counts
     they saw (refused if the roster changed since, so what is applied is what was shown)."""
+    one_import_at_a_time(db, org)
     upload = locked(db, upload)  # of two clicks on Apply, the second sees the first done
     if upload.roster_import_id is not None:
         raise Conflict(N_("This file was already imported."))
@@ -1379,4 +1413,5 @@ __all__ = [
     "parse_mapping",
     "preview",
     "read_roster",
+    "roster_from_table",
 ]

@@ -232,9 +232,12 @@ class MemberInvalid(BadRequest):
         self.errors = errors
 
 
-def clean_member_fields(fields: MemberFields, phone_region: str) -> MemberFields:
+def clean_member_fields(
+    fields: MemberFields, phone_region: str, *, require_name: bool = True
+) -> MemberFields:
     """The fields checked and normalized (email lower-cased, phone in E.164), or
-    ``MemberInvalid`` naming every problem."""
+    ``MemberInvalid`` naming every problem. (``require_name=False``: an update of a known
+    member that does not give names keeps the stored ones.)"""
     errors: dict[str, str] = {}
     text = {name: getattr(fields, name).strip() for name in MEMBER_TEXT_LIMITS}
     for name, limit in MEMBER_TEXT_LIMITS.items():
@@ -242,7 +245,7 @@ def clean_member_fields(fields: MemberFields, phone_region: str) -> MemberFields
             errors[name] = N_("This is too long.")
     if not text["member_number"]:
         errors["member_number"] = N_("Every member needs a member number.")
-    if not text["first_name"] and not text["last_name"]:
+    if require_name and not text["first_name"] and not text["last_name"]:
         errors["last_name"] = N_("Every member needs a name.")
     email = ""
     if fields.email.strip():

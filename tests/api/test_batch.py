@@ -237,3 +237,28 @@ def test_two_batches_adding_the_same_member_at_once_both_succeed(
     assert sorted(r["new"] for r in results) == [0, 1]  # type: ignore[index]
     with unit_of_work(live_sessions) as s:
         assert s.execute(select(func.count()).select_from(Member)).scalar_one() == 1
+
+
+def test_values_with_quotes_and_semicolons_are_stored_as_sent(db: Session, client) -> None:
+    """The batch is read back in the dialect it was written in: values that would mislead a
+    CSV sniffer (quotes, semicolons, apostrophes) change neither the count nor the values.
+    A batch without names updates known members and keeps their names."""
+    org, secret = _setup(db, client)
+    sites = ['"North" Ward 7; Apt 3,', "St. Mary's", "Lab; B"]
+    body = {"members": [
+        {"member_number": str(200 + i), "first_name": "Pat", "last_name": f"T{i}", "worksite": site}
+        for i, site in enumerate(sites)
+    ]}  # fmt: skip
+    response = _batch(client, org, secret, body)
+    assert response.status_code == 200, response.text
+    assert response.json()["counts"]["rows"] == 3 and response.json()["counts"]["new"] == 3
+    stored = db.scalars(
+        select(Member.worksite).where(Member.member_number.in_(["200", "201", "202"]))
+        .order_by(Member.member_number)
+    ).all()  # fmt: skip
+    assert stored == sites
+    emails = {"members": [{"member_number": "100", "email": "ada.l@example.org"}]}
+    response = _batch(client, org, secret, emails)
+    assert response.status_code == 200, response.text
+    ada = db.scalars(select(Member).where(Member.member_number == "100")).one()
+    assert (ada.last_name, ada.email) == ("Lovelace", "ada.l@example.org")

@@ -380,9 +380,9 @@ def test_a_reimport_validates_only_rows_that_differ(db: Session, monkeypatch) ->
     checked: list[str] = []
     original = rosters.clean_member_fields
 
-    def counting(fields, region):  # type: ignore[no-untyped-def]
+    def counting(fields, region, **options):  # type: ignore[no-untyped-def]
         checked.append(fields.member_number)
-        return original(fields, region)
+        return original(fields, region, **options)
 
     monkeypatch.setattr(rosters, "clean_member_fields", counting)
     again = (
@@ -426,3 +426,38 @@ def test_new_members_get_statuses_a_unit_and_their_import_with_fresh_ids(db: Ses
     assert len(set(made)) == len(made)
     assert {i.version for i in made} == {4}
     assert {i.variant for i in made} == {uuid.RFC_4122}
+
+
+def test_an_update_without_names_changes_known_members_and_refuses_new_ones(
+    db: Session,
+) -> None:
+    """A membership system that sends only numbers and emails: known members keep their
+    names and take the new email; someone unknown cannot be added without a name."""
+    org, rn, _ = _org_with_units(db)
+    first = (HEADER + "1001,Ada,Lovelace,ada@example.org,,,member\n").encode()
+    imports.apply(db, org, _preview(db, org, first, unit=rn), actor_label="t", phone_region="US")
+    update = b"Member ID,Email\n1001,ada.lovelace@example.org\n1009,new@example.org\n"
+    result = _preview(db, org, update, scope=ImportScope.UPDATE_ONLY)
+    assert [(e.row, e.column, e.message) for e in result.errors] == [
+        (3, "last_name", "Every member needs a name.")
+    ]
+    ((_, change),) = result.changed
+    assert change.fields == {"email": ("ada@example.org", "ada.lovelace@example.org")}
+    ok = _preview(db, org, update[: update.index(b"1009")], scope=ImportScope.UPDATE_ONLY)
+    imports.apply(db, org, ok, actor_label="t", phone_region="US")
+    ada = db.scalars(select(Member).where(Member.member_number == "1001")).one()
+    assert (ada.first_name, ada.last_name, ada.email) == (
+        "Ada",
+        "Lovelace",
+        "ada.lovelace@example.org",
+    )
+
+
+def test_an_unknown_unit_code_is_an_error_even_on_an_unchanged_row(db: Session) -> None:
+    org, rn, _ = _org_with_units(db)
+    header = "Member ID,First Name,Last Name,Unit\n"
+    first = (header + "1001,Ada,Lovelace,RN\n").encode()
+    imports.apply(db, org, _preview(db, org, first, unit=rn), actor_label="t", phone_region="US")
+    again = (header + "1001,Ada,Lovelace,XX\n").encode()
+    result = _preview(db, org, again, unit=rn)
+    assert [(e.row, e.message) for e in result.errors] == [(2, "No bargaining unit has this code.")]
