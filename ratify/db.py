@@ -101,6 +101,9 @@ def create_db_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> En
     )
 
 
+READ_ONLY = "ratify_read_only"
+
+
 def _tune_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -115,6 +118,10 @@ def _tune_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
+        if connection.get_execution_options().get(READ_ONLY):
+            # A snapshot to read (WAL): no write lock, so writers are not held up meanwhile.
+            connection.exec_driver_sql("BEGIN")
+            return
         # IMMEDIATE takes the write lock up front: a transaction that reads and then writes
         # would otherwise fail at once with SQLITE_BUSY when another writer got there first.
         connection.exec_driver_sql("BEGIN IMMEDIATE")
@@ -129,6 +136,19 @@ def unit_of_work(factory: sessionmaker[Session]) -> Iterator[Session]:
     """One transaction: commit when the block ends normally, roll back on any exception."""
     with factory() as session, session.begin():
         yield session
+
+
+@contextmanager
+def read_unit_of_work(factory: sessionmaker[Session]) -> Iterator[Session]:
+    """A transaction that only reads, rolled back at the end. On SQLite it takes no write
+    lock (every other transaction takes it at once), so a long check of a 300,000-row file
+    does not hold up every page meanwhile."""
+    with factory() as session:
+        session.connection(execution_options={READ_ONLY: True})
+        try:
+            yield session
+        finally:
+            session.rollback()
 
 
 def check_schema(session: Session) -> None:

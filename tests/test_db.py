@@ -56,3 +56,19 @@ def test_concurrent_appends_keep_one_unbroken_chain(live_sessions: sessionmaker[
     with unit_of_work(live_sessions) as db:
         check = audit.verify_chain(db, org.id)
     assert check.ok and check.events == 61
+
+
+def test_a_reading_transaction_does_not_hold_up_writers(
+    live_sessions: sessionmaker[Session],
+) -> None:
+    """A long check of a roster file only reads: on SQLite it must not take the write lock
+    every other transaction takes, or every page would wait for it (and fail after the busy
+    timeout)."""
+    from ratify.db import read_unit_of_work
+
+    with read_unit_of_work(live_sessions) as reader:
+        before = reader.execute(text("SELECT count(*) FROM organizations")).scalar_one()
+        with unit_of_work(live_sessions) as writer:
+            make_org(writer)  # would wait 30 s for the busy timeout, then fail, if locked
+    with unit_of_work(live_sessions) as db:
+        assert db.execute(text("SELECT count(*) FROM organizations")).scalar_one() == before + 1

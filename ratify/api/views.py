@@ -317,7 +317,7 @@ def upload_out(ctx: ApiContext, upload: RosterUpload) -> UploadOut:
         status=upload.state.value,
         row_count=upload.row_count,
         rows_done=upload.rows_done,
-        headers=imports.roster_of(upload).headers,
+        headers=imports.headers_of(upload),
         mapping=upload.mapping,
         preview=preview,
         problem=problem,

@@ -163,16 +163,7 @@ def read_roster(file_name: str, data: bytes) -> RosterFile:
     is refused now, not halfway through an import."""
     if not data.strip():
         raise RosterFileError(N_("The file is empty."))
-    encoding: str | None = None
-    dialect: Any = None
-    if not data.startswith(SPREADSHEET_MAGIC):
-        encoding = _encoding(data)
-        try:
-            dialect = csv.Sniffer().sniff(
-                data[:8192].decode(encoding, errors="ignore"), delimiters=",;\t|"
-            )
-        except csv.Error:
-            dialect = csv.excel
+    encoding, dialect = _format(data)
     rows = _table(data, encoding, dialect)
     headers = [h.strip() for h in next(rows, [])]
     if len(headers) > MAX_COLUMNS:
@@ -183,6 +174,24 @@ def read_roster(file_name: str, data: bytes) -> RosterFile:
     return RosterFile(
         file_name, hashlib.sha256(data).hexdigest(), headers, row_count, data, encoding, dialect
     )
+
+
+def _format(data: bytes) -> tuple[str | None, Any]:
+    """(text encoding, CSV dialect), or (None, None) for a spreadsheet."""
+    if data.startswith(SPREADSHEET_MAGIC):
+        return None, None
+    encoding = _encoding(data)
+    try:
+        return encoding, csv.Sniffer().sniff(
+            data[:8192].decode(encoding, errors="ignore"), delimiters=",;\t|"
+        )
+    except csv.Error:
+        return encoding, csv.excel
+
+
+def headers_of(upload: RosterUpload) -> list[str]:
+    """An upload's header row, without reading the rest of a 300,000-row file again."""
+    return [h.strip() for h in next(_table(upload.data, *_format(upload.data)), [])]
 
 
 def roster_from_table(
@@ -1111,8 +1120,10 @@ def store_upload(
 
 def get_upload(db: Session, org: Organization, upload_id: uuid.UUID) -> RosterUpload:
     """An upload of *this* organization; anyone else's is 404."""
-    stmt = select(RosterUpload).where(
-        RosterUpload.id == upload_id, RosterUpload.organization_id == org.id
+    stmt = (
+        select(RosterUpload)
+        .options(defer(RosterUpload.data))  # read only by the steps that need the file
+        .where(RosterUpload.id == upload_id, RosterUpload.organization_id == org.id)
     )
     upload = db.execute(stmt).scalar_one_or_none()
     if upload is None:
@@ -1157,7 +1168,7 @@ def set_mapping(
     db: Session, org: Organization, upload: RosterUpload, mapping: Mapping[str, str]
 ) -> None:
     """Use these columns for this upload, and remember them for its source."""
-    headers = set(roster_of(upload).headers)
+    headers = set(headers_of(upload))
     clean = {k: v for k, v in mapping.items() if v}
     unknown_fields = set(clean) - set(SYNONYMS)
     if unknown_fields or not set(clean.values()) <= headers:

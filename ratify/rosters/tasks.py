@@ -13,7 +13,7 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
 from ratify.accounts.models import StaffUser
-from ratify.db import unit_of_work
+from ratify.db import read_unit_of_work, unit_of_work
 from ratify.errors import RatifyError
 from ratify.jobs.worker import LongTask
 from ratify.orgs.models import Organization
@@ -47,29 +47,26 @@ def _moved_on(upload_id: uuid.UUID, state: UploadState) -> Any:
 
 
 def check_upload(sessions: sessionmaker[Session], upload_id: uuid.UUID, phone_region: str) -> None:
-    bind = sessions.kw.get("bind")
-    postgres = bind is not None and bind.dialect.name == "postgresql"
+    """Check every row in a transaction that only reads (on SQLite it holds no write lock, so
+    the pages go on meanwhile), recording the rows done in short transactions of their own,
+    which the progress page sees at once; then store the preview."""
 
     def progress(rows: int) -> None:
-        # Its own short transaction, seen by the page at once. (SQLite has one writer at a
-        # time, held by the check itself: there the page shows no count until the end.)
         with unit_of_work(sessions) as db:
             db.execute(_moved_on(upload_id, UploadState.CHECKING).values(rows_done=rows))
 
     try:
-        with unit_of_work(sessions) as db:
+        with read_unit_of_work(sessions) as db:
             upload = db.get(RosterUpload, upload_id)
             if upload is None or upload.state != UploadState.CHECKING:
                 return  # done already, or the columns were changed since
             org = db.get_one(Organization, upload.organization_id)
-            result = imports.preview_upload(
-                db, org, upload, phone_region, progress if postgres else None
-            )
+            result = imports.preview_upload(db, org, upload, phone_region, progress)
+            summary, rows = imports.summarize(db, org, result), upload.row_count
+        with unit_of_work(sessions) as db:
             db.execute(
                 _moved_on(upload_id, UploadState.CHECKING).values(
-                    state=UploadState.CHECKED,
-                    summary=imports.summarize(db, org, result),
-                    rows_done=upload.row_count,
+                    state=UploadState.CHECKED, summary=summary, rows_done=rows
                 )
             )
     except RatifyError as exc:

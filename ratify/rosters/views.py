@@ -323,13 +323,12 @@ def _upload(ctx: ViewContext) -> RosterUpload:
 
 def import_map(ctx: ViewContext, status_code: int = 200, problem: str | None = None) -> Response:
     upload = _upload(ctx)
-    roster = imports.roster_of(upload)
     return ctx.render(
         "rosters/import_map.html",
         status_code=status_code,
         upload=upload,
-        headers=roster.headers,
-        row_count=roster.row_count,
+        headers=imports.headers_of(upload),
+        row_count=upload.row_count,
         fields=[(name, ctx.gettext(label)) for name, label in FIELD_LABELS.items()],
         problem=problem,
     )
