@@ -62,7 +62,7 @@ bench: $(VENV)/.installed-test
 	$(BIN)/python bench/run.py --postgres "$(PG_URL)"
 
 bench-roster: $(VENV)/.installed-test
-	$(BIN)/python bench/roster_import.py -n 300000 --postgres "$(PG_URL)"
+	$(BIN)/python bench/roster_import.py -n 300000 --sqlite --postgres "$(PG_URL)"
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache

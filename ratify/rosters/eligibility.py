@@ -126,6 +126,7 @@ def evaluate(db: Session, org: Organization, rule: EligibilityRule) -> Eligibili
     membership = aliased(MemberStatusPeriod, name="membership")
     employment = aliased(MemberStatusPeriod, name="employment")
     unit = aliased(UnitAssignment, name="unit_on")
+    unit_code = aliased(BargainingUnit, name="unit_code")
     population = select(UnitAssignment.member_id).where(UnitAssignment.unit_id.in_(units))
     if rule.includes:
         population = population.union(select(Member.id).where(Member.id.in_(list(rule.includes))))  # type: ignore[assignment]
@@ -140,7 +141,7 @@ def evaluate(db: Session, org: Organization, rule: EligibilityRule) -> Eligibili
             Member.first_name,
             Member.last_name,
             Member.join_date,
-            unit.unit_id,
+            unit_code.code,
             membership.status,
             employment.status,
             paid.c.through,
@@ -153,6 +154,7 @@ def evaluate(db: Session, org: Organization, rule: EligibilityRule) -> Eligibili
                 in_force(unit.start_date, unit.end_date, cutoff),
             ),
         )
+        .outerjoin(unit_code, unit_code.id == unit.unit_id)  # a code, not a UUID to build
         .outerjoin(
             membership,
             and_(
@@ -202,7 +204,7 @@ def evaluate(db: Session, org: Organization, rule: EligibilityRule) -> Eligibili
         first,
         last,
         joined,
-        unit_id,
+        code,
         membership_status,
         employment_status,
         through,
@@ -210,13 +212,13 @@ def evaluate(db: Session, org: Organization, rule: EligibilityRule) -> Eligibili
         if decisions and decisions[-1].member_id == member_id:  # in a second unit
             previous = decisions[-1]
             decisions[-1] = previous._replace(
-                units=tuple(sorted({*previous.units, units[unit_id]})),
+                units=tuple(sorted({*previous.units, code})),
                 reasons=tuple(r for r in previous.reasons if r != NOT_IN_UNIT),
             )
             continue
         reasons: list[str] = []
         note = ""
-        unit_codes = (units[unit_id],) if unit_id is not None else ()
+        unit_codes = (code,) if code is not None else ()
         if not unit_codes:
             reasons.append(NOT_IN_UNIT)
         if membership_status is None:
