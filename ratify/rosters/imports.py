@@ -14,7 +14,7 @@ import json
 import re
 import sys
 import uuid
-from collections.abc import Callable, Container, Iterator, Mapping
+from collections.abc import Callable, Container, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from operator import itemgetter
@@ -23,16 +23,20 @@ from typing import Any
 from python_calamine import CalamineWorkbook
 from sqlalchemy import (
     Column,
+    ColumnElement,
     MetaData,
     String,
     Table,
     Uuid,
     and_,
+    cast,
     distinct,
     func,
     insert,
     literal,
+    literal_column,
     select,
+    text,
     update,
 )
 from sqlalchemy.orm import Session, aliased, defer
@@ -487,29 +491,46 @@ STATUS_COLUMNS = (
 )
 
 
+def fingerprint(values: Sequence[str]) -> bytes:
+    """What a row says of a member, in 8 bytes (two different rows of one member agreeing by
+    chance is a 1 in 2**64 event). PostgreSQL computes the same over stored values."""
+    return hashlib.md5("\x1f".join(values).encode(), usedforsecurity=False).digest()[:8]
+
+
 def _stored(
     db: Session, org: Organization, mapping: Mapping[str, str], compared: list[str]
-) -> tuple[dict[str, int], dict[str, tuple[str, ...]]]:
+) -> tuple[dict[str, bytes], dict[str, tuple[str, ...]]]:
     """The roster as it stands, small: member number -> fingerprint of what this file's
     columns would say of the member, and member number -> the unit codes they are in today.
     A 300,000-member roster as ORM objects, or even as full rows, would cost far more memory.
-    One streamed query of plain (Core) rows: a member in two units comes twice."""
+    One streamed query of plain (Core) rows (a member in two units comes twice); PostgreSQL
+    computes the fingerprints itself, so only numbers, 8 bytes and unit codes travel."""
     periods = {
         kind: aliased(MemberStatusPeriod, name=f"{kind.value}_period")
         for kind, column, _ in STATUS_COLUMNS
         if column in mapping
     }
-    stmt = (
-        select(
-            Member.member_number,
-            *(getattr(Member, name) for name in compared),
-            *(period.status for period in periods.values()),
-            UnitAssignment.unit_id,
+    unit = aliased(BargainingUnit, name="unit_code")
+    shown: list[ColumnElement[Any]] = [
+        func.coalesce(cast(getattr(Member, name), String), "") for name in compared
+    ]  # text as stored; dates as YYYY-MM-DD; nothing as ""
+    shown += [func.coalesce(period.status, "") for period in periods.values()]
+    shown = shown or [literal("")]  # only a member number: every stored member looks alike
+    postgres = db.get_bind().dialect.name == "postgresql"
+    if postgres:
+        digest = func.substr(
+            func.decode(func.md5(func.concat_ws(literal_column("chr(31)"), *shown)), "hex"), 1, 8
         )
+        columns: list[ColumnElement[Any]] = [digest]
+    else:
+        columns = shown
+    stmt = (
+        select(Member.member_number, *columns, unit.code)
         .outerjoin(
             UnitAssignment,
             and_(UnitAssignment.member_id == Member.id, UnitAssignment.end_date.is_(None)),
         )
+        .outerjoin(unit, unit.id == UnitAssignment.unit_id)
         .where(Member.organization_id == org.id)
     )
     for kind, period in periods.items():
@@ -517,25 +538,20 @@ def _stored(
             period,
             and_(period.member_id == Member.id, period.kind == kind, period.end_date.is_(None)),
         )
-    codes = {u.id: sys.intern(u.code) for u in rosters.list_units(db, org, archived=True)}
-    codes.update((u.id, sys.intern(u.code)) for u in rosters.list_units(db, org))
-    dates = [i for i, name in enumerate(compared, start=1) if name in DATE_FIELDS]
-    end = 1 + len(compared)
-    members: dict[str, int] = {}
+    if postgres:
+        # Streamed through a cursor, which PostgreSQL would plan for the first rows (nested
+        # loops); all of them are wanted, so plan for all (hash joins).
+        db.execute(text("SET LOCAL cursor_tuple_fraction = 1.0"))
+    members: dict[str, bytes] = {}
     units: dict[str, tuple[str, ...]] = {}
+    codes: dict[str, str] = {}  # one string per unit code, shared by every member in it
     for row in db.connection().execute(stmt.execution_options(yield_per=20_000)):
-        number, unit_id = row[0], row[-1]
+        number, code = row[0], row[-1]
         if number not in members:
             number = sys.intern(number)
-            shown = row[1:end]
-            if dates:
-                values = list(shown)
-                for i in dates:
-                    values[i - 1] = _show(values[i - 1])
-                shown = tuple(values)
-            members[number] = hash((tuple(shown), *row[end:-1]))
-        if unit_id is not None:
-            units[number] = (*units.get(number, ()), codes[unit_id])
+            members[number] = bytes(row[1]) if postgres else fingerprint(row[1:-1])
+        if code is not None:
+            units[number] = (*units.get(number, ()), codes.setdefault(code, code))
     return members, units
 
 
@@ -569,8 +585,7 @@ def preview(
     ]
     members, current_units = _stored(db, org, mapping, compared)
 
-    # A row whose text is what is stored for its member (same fingerprint: a 64-bit hash, so
-    # two different rows of one member agreeing by chance is a 1 in 2**64 event) is only
+    # A row whose text is what is stored for its member (same fingerprint) is only
     # counted; the rest are checked. Cells are taken as they are: one with stray spaces just
     # misses this shortcut and is checked like a changed row.
     statuses = [(column, words_) for _, column, words_ in STATUS_COLUMNS if column in mapping]
@@ -584,6 +599,8 @@ def preview(
     status_words: dict[tuple[int, str], str | None] = {}
     end = 1 + len(compared)
 
+    scope_code = unit.code if scope == ImportScope.UNIT and unit is not None else None
+
     def same_as_stored(cells: list[str]) -> bool:
         if len(cells) < width:
             return False
@@ -592,21 +609,22 @@ def preview(
         stored = members.get(number)
         if stored is None:
             return False
-        status: list[str | None] = []
+        status: list[str] = []
         for j, (_, words_) in enumerate(statuses):
             raw = picked[end + j]
             if (j, raw) not in status_words:
                 found = words_.get(words(raw))
                 status_words[(j, raw)] = found.value if found is not None else None
-            if status_words[(j, raw)] is None:
+            value = status_words[(j, raw)]
+            if value is None:
                 return False
-            status.append(status_words[(j, raw)])
-        if hash((picked[1:end], *status)) != stored:
+            status.append(value)
+        if fingerprint((*picked[1:end], *status)) != stored:
             return False
         listed = cells[unit_at].strip().upper() if unit_at is not None else None
         if listed is not None and listed not in units:
             return False  # checked in full, where an unknown unit code is an error
-        target = unit.code if scope == ImportScope.UNIT and unit is not None else listed
+        target = scope_code if scope_code is not None else listed
         return target is None or target in current_units.get(number, ())
 
     rows, errors, same = check_rows(
