@@ -10,6 +10,7 @@ from datetime import timedelta
 from sqlalchemy.orm import Session
 
 from ratify.accounts import services as accounts
+from ratify.db import optimize
 from ratify.jobs.worker import Handler, LongTask, Tick
 from ratify.rosters.tasks import roster_tasks
 from ratify.settings import Settings
@@ -30,6 +31,7 @@ def ticks(settings: Settings) -> list[Tick]:
         accounts.purge_old_tokens(db, older_than=timedelta(days=30))
 
     return [
+        Tick("db.optimize", timedelta(hours=1), optimize),
         Tick("throttle.purge", timedelta(minutes=10), purge_throttle),
         Tick("password_tokens.purge", timedelta(hours=6), purge_password_tokens),
     ]

@@ -461,3 +461,25 @@ def test_an_unknown_unit_code_is_an_error_even_on_an_unchanged_row(db: Session) 
     again = (header + "1001,Ada,Lovelace,XX\n").encode()
     result = _preview(db, org, again, unit=rn)
     assert [(e.row, e.message) for e in result.errors] == [(2, "No bargaining unit has this code.")]
+
+
+def test_a_bulk_import_refreshes_the_planners_statistics(
+    db: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without statistics the planners chose plans quadratic in the roster's size (SQLite
+    scanned a unit's every assignment for each member: 78 s for 20,000 members)."""
+    from sqlalchemy import text
+
+    monkeypatch.setattr(imports, "ANALYZE_AFTER", 2)
+    org, rn, _ = _org_with_units(db)
+    data = (HEADER + "1001,Ada,Lovelace,,,,member\n1002,Grace,Hopper,,,,member\n").encode()
+    imports.apply(db, org, _preview(db, org, data, unit=rn), actor_label="t", phone_region="US")
+    if db.get_bind().dialect.name == "sqlite":
+        analyzed = db.execute(text("SELECT DISTINCT tbl FROM sqlite_stat1")).scalars().all()
+    else:
+        analyzed = (
+            db.execute(text("SELECT relname FROM pg_class WHERE reltuples > 0 AND relkind = 'r'"))
+            .scalars()
+            .all()
+        )
+    assert {"members", "member_status_periods", "unit_assignments"} <= set(analyzed)
