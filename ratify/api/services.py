@@ -7,7 +7,6 @@ from __future__ import annotations
 import hashlib
 import secrets
 import uuid
-from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
 
@@ -22,7 +21,7 @@ from ratify.db import utcnow
 from ratify.errors import N_, BadRequest, NotFound
 from ratify.orgs.models import Organization
 from ratify.rosters import imports
-from ratify.rosters.models import ImportScope, Member, RosterImport
+from ratify.rosters.models import ImportScope, RosterImport
 from ratify.security import token_digest
 
 SECRET_PREFIX = "rat_"  # noqa: S105 (a marker, not a secret: what a scanner can look for)
@@ -234,16 +233,3 @@ def get_import(db: Session, org: Organization, import_id: uuid.UUID) -> RosterIm
     if record is None:
         raise NotFound()
     return record
-
-
-def member_ids(db: Session, org: Organization, numbers: Iterable[str]) -> Mapping[str, uuid.UUID]:
-    """Member number -> id, for this organization's members among ``numbers``."""
-    wanted = sorted(set(numbers))
-    found: dict[str, uuid.UUID] = {}
-    for start in range(0, len(wanted), 1000):
-        stmt = select(Member.member_number, Member.id).where(
-            Member.organization_id == org.id,
-            Member.member_number.in_(wanted[start : start + 1000]),
-        )
-        found.update((number, member_id) for number, member_id in db.execute(stmt).all())
-    return found

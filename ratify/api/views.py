@@ -339,7 +339,7 @@ def eligibility(ctx: ApiContext) -> EligibilityOut:
         for i, code in enumerate(asked.units)
         if code not in units
     ]
-    ids = tokens.member_ids(
+    ids = queries.member_ids(
         ctx.db, ctx.org, [m.member_number for m in [*asked.includes, *asked.excludes]]
     )
     for name, listed in (("includes", asked.includes), ("excludes", asked.excludes)):

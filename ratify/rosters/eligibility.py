@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import NamedTuple
 
-from sqlalchemy import and_, func, select, text
+from sqlalchemy import and_, func, null, select, text
 from sqlalchemy.orm import Session, aliased
 
 from ratify.errors import N_, BadRequest
@@ -144,7 +144,7 @@ def evaluate(db: Session, org: Organization, rule: EligibilityRule) -> Eligibili
             unit_code.code,
             membership.status,
             employment.status,
-            paid.c.through,
+            paid.c.through if rule.good_standing else null(),
         )
         .outerjoin(
             unit,
@@ -171,15 +171,15 @@ def evaluate(db: Session, org: Organization, rule: EligibilityRule) -> Eligibili
                 in_force(employment.start_date, employment.end_date, cutoff),
             ),
         )
-        .outerjoin(paid, paid.c.member_id == Member.id)
-        .where(
-            Member.organization_id == org.id,
-            # One IN (subquery), never IN ... OR IN ...: PostgreSQL hashes the former, but
-            # rescans the subquery for every member with the latter.
-            Member.id.in_(population),
-        )
-        .order_by(Member.sort_name, Member.member_number, Member.id)
     )
+    if rule.good_standing:  # the dues of every member, grouped: only when the rule asks
+        stmt = stmt.outerjoin(paid, paid.c.member_id == Member.id)
+    stmt = stmt.where(
+        Member.organization_id == org.id,
+        # One IN (subquery), never IN ... OR IN ...: PostgreSQL hashes the former, but
+        # rescans the subquery for every member with the latter.
+        Member.id.in_(population),
+    ).order_by(Member.sort_name, Member.member_number, Member.id)
     if db.get_bind().dialect.name == "postgresql":
         # One big report query: room to hash in memory, and no parallel workers or JIT,
         # which here each cost more than they save (every worker rebuilds every hash).

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
 
@@ -29,6 +30,19 @@ def in_force(
 ) -> ColumnElement[bool]:
     """start <= on < end (an open end is in force)."""
     return and_(start <= on, or_(end.is_(None), end > on))
+
+
+def member_ids(db: Session, org: Organization, numbers: Iterable[str]) -> dict[str, uuid.UUID]:
+    """Member number -> id, for this organization's members among ``numbers``."""
+    wanted = sorted(set(numbers))
+    found: dict[str, uuid.UUID] = {}
+    for start in range(0, len(wanted), 1000):
+        stmt = select(Member.member_number, Member.id).where(
+            Member.organization_id == org.id,
+            Member.member_number.in_(wanted[start : start + 1000]),
+        )
+        found.update((number, member_id) for number, member_id in db.execute(stmt).all())
+    return found
 
 
 def get_member(db: Session, org: Organization, member_id: uuid.UUID) -> Member:

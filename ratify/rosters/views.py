@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import uuid
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
@@ -16,7 +17,7 @@ from ratify.errors import N_, BadRequest, RatifyError
 from ratify.rosters import dues, imports, queries
 from ratify.rosters import eligibility as elig
 from ratify.rosters import services as rosters
-from ratify.rosters.forms import parse_unit_form
+from ratify.rosters.forms import parse_manual, parse_unit_form
 from ratify.rosters.models import BargainingUnit, ImportScope, RosterUpload, UploadState
 from ratify.web.routing import ViewContext, page
 
@@ -513,6 +514,8 @@ def _rule_from_query(
         "employment": params.getlist("employment") if "run" in params else ["active", "on_leave"],
         "good_standing": params.get("good_standing") == "1" if "run" in params else True,
         "joined_days": params.get("joined_days", ""),
+        "includes": params.get("includes", "")[:20_000],
+        "excludes": params.get("excludes", "")[:20_000],
     }
     errors: dict[str, str] = {}
     if "run" not in params:
@@ -533,6 +536,21 @@ def _rule_from_query(
                 raise ValueError
         except ValueError:
             errors["joined_days"] = ctx.gettext(N_("Enter a number of days."))
+    manual: dict[str, dict[uuid.UUID, str]] = {}
+    for key in ("includes", "excludes"):
+        try:
+            by_number = parse_manual(str(form[key]))
+        except RatifyError as exc:
+            errors[key] = ctx.gettext(exc.message, **exc.params)
+            continue
+        ids = queries.member_ids(ctx.db, ctx.org, by_number)
+        unknown = sorted(set(by_number) - set(ids))
+        if unknown:
+            errors[key] = ctx.gettext(
+                N_("No member has these member numbers: %(numbers)s"),
+                numbers=", ".join(unknown[:20]),
+            )
+        manual[key] = {ids[n]: reason for n, reason in by_number.items() if n in ids}
     if errors:
         return None, form, errors
     rule = elig.EligibilityRule(
@@ -542,6 +560,8 @@ def _rule_from_query(
         good_standing=bool(form["good_standing"]),
         employment=frozenset(e for e in params.getlist("employment") if e in EMPLOYMENT_CHOICES),
         joined_days_before=joined_days,
+        includes=manual["includes"],
+        excludes=manual["excludes"],
     )
     return rule, form, errors
 

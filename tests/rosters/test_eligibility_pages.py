@@ -71,3 +71,32 @@ def test_only_staff_preview_eligibility(db: Session, client) -> None:
     org, rn = _setup(db, client, Role.OBSERVER)
     assert client.get(f"/o/{org.slug}/eligibility").status_code == 403
     assert client.get(f"/o/{org.slug}/eligibility.csv?run=1&unit={rn.id}").status_code == 403
+
+
+def test_members_included_and_excluded_by_hand_with_a_reason(db: Session, client) -> None:
+    from urllib.parse import urlencode
+
+    org, rn = _setup(db, client)
+    other = make_org(db)  # another organization's member number is unknown here
+    rosters.add_member(
+        db, other, MemberFields("77", "Out", "Sider"), phone_region="US",
+        effective=date(2025, 1, 1), membership=MembershipStatus.MEMBER,
+        employment=EmploymentStatus.ACTIVE, units=[],
+    )  # fmt: skip
+    base = {"run": "1", "cutoff": "2026-11-15", "unit": str(rn.id), "membership": "member",
+            "employment": "active"}  # fmt: skip
+    query = urlencode({**base, "includes": "2: fee payer status is a payroll error",
+                       "excludes": "1: supervisor since October"})  # fmt: skip
+    page = client.get(f"/o/{org.slug}/eligibility?{query}")
+    assert page.status_code == 200
+    assert "Eligible: 1" in page.text and "Excluded by hand: 1" in page.text
+    assert "(supervisor since October)" in page.text
+    lines = client.get(f"/o/{org.slug}/eligibility.csv?{query}").text.splitlines()
+    assert '1,"Test, Person0",RN,no,Excluded by hand,supervisor since October' in lines
+    assert '2,"Test, Person1",RN,yes,,fee payer status is a payroll error' in lines
+    bad = client.get(f"/o/{org.slug}/eligibility?{urlencode({**base, 'excludes': '1 no colon'})}")
+    assert bad.status_code == 400
+    assert "Line 1: write the member number, a colon, then the reason." in bad.text
+    unknown = client.get(f"/o/{org.slug}/eligibility?{urlencode({**base, 'includes': '77: x'})}")
+    assert unknown.status_code == 400
+    assert "No member has these member numbers: 77" in unknown.text
