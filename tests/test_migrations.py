@@ -92,3 +92,38 @@ def test_migrate_waits_while_another_migrate_runs(database_urls: dict[str, str])
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+def test_a_database_holding_members_downgrades_and_upgrades(
+    database_urls: dict[str, str], live_engine: Engine, live_sessions
+) -> None:  # type: ignore[no-untyped-def]
+    """SQLite changes a table by copying and dropping it: with rows elsewhere referring to it
+    (a member's statuses and units), that failed on foreign keys. Existing installs hold
+    members; their upgrade must keep them."""
+    from datetime import date
+
+    from ratify.migrations import downgrade, upgrade
+    from ratify.rosters import services as rosters
+    from ratify.rosters.models import EmploymentStatus, MembershipStatus
+    from ratify.rosters.services import MemberFields, UnitFields
+    from tests.factories import make_org
+
+    with live_sessions.begin() as db:
+        org = make_org(db)
+        unit = rosters.create_unit(db, org, actor=None, fields=UnitFields("RN", "N", "", ""))
+        rosters.add_member(
+            db, org, MemberFields("1", "Ada", "Lovelace"), phone_region="US",
+            effective=date(2025, 1, 1), membership=MembershipStatus.MEMBER,
+            employment=EmploymentStatus.ACTIVE, units=[unit],
+        )  # fmt: skip
+    url = database_urls["live"]
+    downgrade(url, "0008uploadstate")  # drops members.added_by_import_id
+    upgrade(url)
+    with live_engine.connect() as conn:
+        counts = [
+            conn.execute(text(f"SELECT count(*) FROM {table}")).scalar_one()
+            for table in ("members", "member_status_periods", "unit_assignments")
+        ]
+        context = MigrationContext.configure(conn, opts={"compare_type": True})
+        assert compare_metadata(context, Base.metadata) == []
+    assert counts == [1, 2, 1]
