@@ -241,6 +241,7 @@ class UploadOut(BaseModel):
     rows_done: int = Field(description="Rows checked so far, while `checking`.")
     headers: list[str]
     mapping: dict[str, str]
+    version: str | None = Field(description="Names this preview; send it back to apply it.")
     preview: PreviewOut | None = Field(description="Null once applied, or while unreadable.")
     problem: str | None = Field(description="Why there is no preview yet (a mapping to fix).")
     roster_import: ImportOut | None
@@ -248,6 +249,12 @@ class UploadOut(BaseModel):
 
 class ApplyIn(Input):
     confirm_leaving: bool = False
+    version: str | None = Field(
+        default=None,
+        max_length=64,
+        description="The upload's `version` from the preview you checked: the apply is refused "
+        "(409) if applying would now do something else (the mapping or the roster changed).",
+    )
 
 
 # -- eligibility ---------------------------------------------------------------------------------

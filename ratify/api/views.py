@@ -255,7 +255,8 @@ def import_mapping(ctx: ApiContext) -> UploadOut:
 
 def import_apply(ctx: ApiContext) -> UploadOut:
     upload = _upload(ctx)
-    confirm = ctx.body_as(ApplyIn).confirm_leaving
+    body = ctx.body_as(ApplyIn)
+    confirm, version = body.confirm_leaving, body.version
     if imports.in_background(upload, ctx.app.settings.import_background_rows):
         imports.apply_later(
             ctx.db,
@@ -264,6 +265,7 @@ def import_apply(ctx: ApiContext) -> UploadOut:
             actor=None,
             actor_label=tokens.actor_label(ctx.token),
             confirm_leaving=confirm,
+            version=version,
         )
         return upload_out(ctx, upload)
     imports.apply_upload(
@@ -274,6 +276,7 @@ def import_apply(ctx: ApiContext) -> UploadOut:
         actor_label=tokens.actor_label(ctx.token),
         phone_region=ctx.app.settings.phone_region,
         confirm_leaving=confirm,
+        version=version,
     )
     return upload_out(ctx, upload)
 
@@ -319,6 +322,7 @@ def upload_out(ctx: ApiContext, upload: RosterUpload) -> UploadOut:
         rows_done=upload.rows_done,
         headers=imports.headers_of(upload),
         mapping=upload.mapping,
+        version=imports.preview_version(upload, summary["counts"]) if preview and summary else None,
         preview=preview,
         problem=problem,
         roster_import=import_out(record) if record else None,

@@ -491,10 +491,13 @@ STATUS_COLUMNS = (
 )
 
 
+SEPARATOR = "\x1f"  # between the values a fingerprint covers (a row holding one is checked)
+
+
 def fingerprint(values: Sequence[str]) -> bytes:
     """What a row says of a member, in 8 bytes (two different rows of one member agreeing by
     chance is a 1 in 2**64 event). PostgreSQL computes the same over stored values."""
-    return hashlib.md5("\x1f".join(values).encode(), usedforsecurity=False).digest()[:8]
+    return hashlib.md5(SEPARATOR.join(values).encode(), usedforsecurity=False).digest()[:8]
 
 
 def _stored(
@@ -511,12 +514,17 @@ def _stored(
         if column in mapping
     }
     unit = aliased(BargainingUnit, name="unit_code")
-    shown: list[ColumnElement[Any]] = [
-        func.coalesce(cast(getattr(Member, name), String), "") for name in compared
-    ]  # text as stored; dates as YYYY-MM-DD; nothing as ""
+    postgres = db.get_bind().dialect.name == "postgresql"
+
+    def as_text(name: str) -> ColumnElement[Any]:
+        column = getattr(Member, name)
+        if name in DATE_FIELDS and postgres:  # whatever the session's DateStyle
+            return func.coalesce(func.to_char(column, "YYYY-MM-DD"), "")
+        return func.coalesce(cast(column, String), "")  # SQLite keeps dates as YYYY-MM-DD
+
+    shown = [as_text(name) for name in compared]  # nothing (NULL) as ""
     shown += [func.coalesce(period.status, "") for period in periods.values()]
     shown = shown or [literal("")]  # only a member number: every stored member looks alike
-    postgres = db.get_bind().dialect.name == "postgresql"
     if postgres:
         digest = func.substr(
             func.decode(func.md5(func.concat_ws(literal_column("chr(31)"), *shown)), "hex"), 1, 8
@@ -605,6 +613,8 @@ def preview(
         if len(cells) < width:
             return False
         picked = pick(cells)
+        if any(SEPARATOR in cell for cell in picked):
+            return False  # it could make two different rows' fingerprints agree
         number = picked[0]
         stored = members.get(number)
         if stored is None:
@@ -1169,17 +1179,24 @@ def locked(db: Session, upload: RosterUpload) -> RosterUpload:
     lock serializes them anyway.)"""
     return db.execute(
         select(RosterUpload)
+        .options(defer(RosterUpload.data))  # not the whole file again
         .where(RosterUpload.id == upload.id)
         .with_for_update()
         .execution_options(populate_existing=True)
     ).scalar_one()
 
 
-def preview_version(upload: RosterUpload) -> str:
-    """Names the preview a page showed (the columns it was checked with): an apply from an
-    older page, after the columns changed in another tab, is refused."""
-    text = json.dumps(upload.mapping, sort_keys=True) + upload.digest
+def preview_version(upload: RosterUpload, counts: Mapping[str, int]) -> str:
+    """Names the preview a page showed: its columns, its file and what it counted. An apply
+    from a page whose preview is no longer what applying would do (the columns changed in
+    another tab, or the roster since) is refused."""
+    text = json.dumps([upload.mapping, upload.digest, counts], sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+OUT_OF_DATE = N_(
+    "This preview is out of date: the columns or the roster changed since. Look at it again."
+)
 
 
 def set_mapping(
@@ -1255,9 +1272,9 @@ def apply_upload(
     upload = locked(db, upload)  # of two clicks on Apply, the second sees the first done
     if upload.roster_import_id is not None:
         raise Conflict(N_("This file was already imported."))
-    if version is not None and version != preview_version(upload):
-        raise Conflict(N_("The columns changed since this preview: look at it again."))
     result = preview_upload(db, org, upload, phone_region)
+    if version is not None and version != preview_version(upload, result.counts()):
+        raise Conflict(OUT_OF_DATE)
     if expected is not None and result.counts() != dict(expected):
         raise Conflict(N_("The roster changed since the file was checked: check it again."))
     record = apply(
@@ -1339,6 +1356,7 @@ def check_later(db: Session, org: Organization, upload: RosterUpload) -> None:
     upload = locked(db, upload)
     refuse_busy(db, upload)
     job = jobs.enqueue(db, CHECK_TASK, {"upload_id": str(upload.id)}, organization_id=org.id)
+    job.payload = {**job.payload, "job_id": str(job.id)}  # a stale run finds its job replaced
     upload.state, upload.rows_done, upload.summary, upload.problem = (
         UploadState.CHECKING, 0, None, None
     )  # fmt: skip
@@ -1373,8 +1391,8 @@ def apply_later(
             N_("%(count)s members would leave their unit: confirm that this file is complete."),
             count=upload.summary["counts"]["leaving"],
         )
-    if version is not None and version != preview_version(upload):
-        raise Conflict(N_("The columns changed since this preview: look at it again."))
+    if version is not None and version != preview_version(upload, upload.summary["counts"]):
+        raise Conflict(OUT_OF_DATE)
     payload = {
         "upload_id": str(upload.id),
         "actor_id": str(actor.id) if actor else None,

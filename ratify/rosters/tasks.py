@@ -26,7 +26,8 @@ log = structlog.get_logger("ratify.rosters")
 
 def roster_tasks(settings: Settings) -> dict[str, LongTask]:
     def check(sessions: sessionmaker[Session], payload: dict[str, Any]) -> None:
-        check_upload(sessions, uuid.UUID(payload["upload_id"]), settings.phone_region)
+        job_id = uuid.UUID(payload["job_id"]) if payload.get("job_id") else None
+        check_upload(sessions, uuid.UUID(payload["upload_id"]), settings.phone_region, job_id)
 
     def apply(sessions: sessionmaker[Session], payload: dict[str, Any]) -> None:
         apply_upload(
@@ -46,28 +47,39 @@ def _moved_on(upload_id: uuid.UUID, state: UploadState) -> Any:
     return update(RosterUpload).where(RosterUpload.id == upload_id, RosterUpload.state == state)
 
 
-def check_upload(sessions: sessionmaker[Session], upload_id: uuid.UUID, phone_region: str) -> None:
+def check_upload(
+    sessions: sessionmaker[Session],
+    upload_id: uuid.UUID,
+    phone_region: str,
+    job_id: uuid.UUID | None = None,
+) -> None:
     """Check every row in a transaction that only reads (on SQLite it holds no write lock, so
     the pages go on meanwhile), recording the rows done in short transactions of their own,
     which the progress page sees at once; then store the preview."""
 
+    def still_ours() -> Any:
+        # Only while the upload still waits for this check: if it was mapped again (after this
+        # run was given up for dead, say), a newer check owns it.
+        stmt = _moved_on(upload_id, UploadState.CHECKING)
+        return stmt.where(RosterUpload.job_id == job_id) if job_id else stmt
+
     def progress(rows: int) -> None:
         with unit_of_work(sessions) as db:
-            db.execute(_moved_on(upload_id, UploadState.CHECKING).values(rows_done=rows))
+            db.execute(still_ours().values(rows_done=rows))
 
     try:
         with read_unit_of_work(sessions) as db:
             upload = db.get(RosterUpload, upload_id)
             if upload is None or upload.state != UploadState.CHECKING:
                 return  # done already, or the columns were changed since
+            if job_id is not None and upload.job_id != job_id:
+                return  # a newer check owns it
             org = db.get_one(Organization, upload.organization_id)
             result = imports.preview_upload(db, org, upload, phone_region, progress)
             summary, rows = imports.summarize(db, org, result), upload.row_count
         with unit_of_work(sessions) as db:
             db.execute(
-                _moved_on(upload_id, UploadState.CHECKING).values(
-                    state=UploadState.CHECKED, summary=summary, rows_done=rows
-                )
+                still_ours().values(state=UploadState.CHECKED, summary=summary, rows_done=rows)
             )
     except RatifyError as exc:
         _failed(sessions, upload_id, UploadState.CHECKING, exc)

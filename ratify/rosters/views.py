@@ -378,7 +378,7 @@ def import_preview(
         upload=upload,
         summary=summary,
         counts=summary["counts"],
-        version=imports.preview_version(upload),
+        version=imports.preview_version(upload, summary["counts"]),
         errors_kept=imports.ERRORS_KEPT,
         field_labels={k: ctx.gettext(v) for k, v in {**FIELD_LABELS, **STATUS_FIELDS}.items()},
         problem=problem,

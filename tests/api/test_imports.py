@@ -56,7 +56,12 @@ def test_start_read_apply_and_a_second_apply_is_409(db: Session, client) -> None
     assert _members(db) == 0  # nothing yet
     url = f"/api/v1/orgs/{org.slug}/imports/{upload['id']}"
     assert client.get(url, headers=bearer(secret)).json()["preview"] == upload["preview"]
-    applied = client.post(f"{url}/apply", json={}, headers=bearer(secret))
+    stale = client.post(f"{url}/apply", json={"version": "0" * 16}, headers=bearer(secret))
+    assert stale.status_code == 409 and "out of date" in stale.json()["message"]
+    assert _members(db) == 0
+    applied = client.post(
+        f"{url}/apply", json={"version": upload["version"]}, headers=bearer(secret)
+    )
     assert applied.status_code == 200, applied.text
     assert applied.json()["status"] == "applied"
     result = applied.json()["roster_import"]

@@ -230,7 +230,7 @@ def test_an_apply_racing_a_change_of_columns_is_refused(
     worker.drain()
     with live_sessions() as tab_a:
         upload_a = tab_a.get_one(RosterUpload, upload_id)
-        version = imports.preview_version(upload_a)
+        version = imports.preview_version(upload_a, upload_a.summary["counts"])
         assert upload_a.state == UploadState.CHECKED
         with live_sessions.begin() as tab_b:
             swapped = {**columns, "last_name": "Given Name", "first_name": "Surname"}
@@ -247,3 +247,28 @@ def test_an_apply_racing_a_change_of_columns_is_refused(
     with live_sessions() as db:
         assert db.get_one(RosterUpload, upload_id).state == UploadState.CHECKED
         assert db.execute(select(func.count()).select_from(Member)).scalar_one() == 0
+
+
+def test_a_check_replaced_by_a_newer_one_stores_nothing(
+    db: Session, client, sessions: sessionmaker[Session], settings: Settings
+) -> None:
+    """A check given up for dead (its upload then mapped again) may still finish: its result,
+    for the old columns, must not land on the upload the newer check now owns."""
+    _, url = _upload_and_map(db, client)
+    upload = db.scalars(select(RosterUpload)).one()
+    old_job = upload.job_id
+    db.execute(update(Job).where(Job.id == old_job).values(status=JobStatus.DEAD))
+    response = client.post(
+        f"{url}/map",
+        data={"csrf_token": csrf_from(client, f"{url}/map"), "map_member_number": "Emp ID",
+              "map_last_name": "Given Name"},
+    )  # fmt: skip
+    assert response.status_code == 303
+    db.refresh(upload)
+    assert upload.job_id != old_job and upload.state == UploadState.CHECKING
+    tasks.check_upload(sessions, upload.id, "US", old_job)  # the stale run finishes
+    db.refresh(upload)
+    assert upload.state == UploadState.CHECKING and upload.summary is None
+    tasks.check_upload(sessions, upload.id, "US", upload.job_id)
+    db.refresh(upload)
+    assert upload.state == UploadState.CHECKED

@@ -178,7 +178,7 @@ def test_an_apply_from_a_page_older_than_the_columns_is_refused(db: Session, cli
     swapped = {**columns, "map_last_name": "Given Name", "map_first_name": "Surname"}
     client.post(map_url, data={**swapped, "csrf_token": csrf_from(client, map_url)})
     stale = client.post(f"{preview_url}/apply", data=first_tab)
-    assert stale.status_code == 409 and "The columns changed since this preview" in stale.text
+    assert stale.status_code == 409 and "This preview is out of date" in stale.text
     assert db.execute(select(func.count()).select_from(Member)).scalar_one() == 0
     fresh = client.post(f"{preview_url}/apply", data=form_from(client, preview_url))
     assert fresh.status_code == 303
@@ -186,3 +186,28 @@ def test_an_apply_from_a_page_older_than_the_columns_is_refused(db: Session, cli
         "Ada",
         "Grace",
     ]
+
+
+def test_an_apply_after_the_roster_changed_is_refused(db: Session, client) -> None:
+    """The page showed nobody leaving; meanwhile another member joined the unit (an API
+    sync, say). Applying would end their assignment, which nobody saw: refused."""
+    from datetime import date
+
+    from ratify.rosters.models import EmploymentStatus, MembershipStatus
+    from ratify.rosters.services import MemberFields
+
+    org, unit = _setup(db, client)
+    map_url = _upload(client, org, unit).headers["location"]
+    preview_url = map_url.removesuffix("/map")
+    columns = {"map_member_number": "Emp ID", "map_last_name": "Surname"}
+    client.post(map_url, data={**columns, "csrf_token": csrf_from(client, map_url)})
+    shown = form_from(client, preview_url)
+    assert "Leaving their unit: 0" in client.get(preview_url).text
+    rosters.add_member(
+        db, org, MemberFields("1041", "Late", "Joiner"), phone_region="US",
+        effective=date(2026, 10, 1), membership=MembershipStatus.MEMBER,
+        employment=EmploymentStatus.ACTIVE, units=[unit],
+    )  # fmt: skip
+    stale = client.post(f"{preview_url}/apply", data={**shown, "confirm_leaving": "yes"})
+    assert stale.status_code == 409 and "This preview is out of date" in stale.text
+    assert db.execute(select(func.count()).select_from(RosterImport)).scalar_one() == 0

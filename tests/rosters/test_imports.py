@@ -483,3 +483,14 @@ def test_a_bulk_import_refreshes_the_planners_statistics(
             .all()
         )
     assert {"members", "member_status_periods", "unit_assignments"} <= set(analyzed)
+
+
+def test_a_separator_in_a_cell_cannot_hide_a_change(db: Session) -> None:
+    """Fingerprints join values with \\x1f: stored ("A\\x1fB", "C") and a row ("A",
+    "B\\x1fC") would agree. A row holding the separator is always checked in full."""
+    org, rn, _ = _org_with_units(db)
+    header = "Member ID,First Name,Last Name\n"
+    first = (header + "1001,A\x1fB,C\n").encode()
+    imports.apply(db, org, _preview(db, org, first, unit=rn), actor_label="t", phone_region="US")
+    result = _preview(db, org, (header + "1001,A,B\x1fC\n").encode(), unit=rn)
+    assert result.counts()["changed"] == 1 and result.counts()["unchanged"] == 0
