@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from ratify.accounts import services as accounts
 from ratify.db import optimize
 from ratify.jobs.worker import Handler, LongTask, Tick
+from ratify.rosters import imports
 from ratify.rosters.tasks import roster_tasks
 from ratify.settings import Settings
 from ratify.throttle import services as throttle
@@ -30,8 +31,12 @@ def ticks(settings: Settings) -> list[Tick]:
     def purge_password_tokens(db: Session) -> None:
         accounts.purge_old_tokens(db, older_than=timedelta(days=30))
 
+    def purge_uploads(db: Session) -> None:
+        imports.purge_old_uploads(db)
+
     return [
         Tick("db.optimize", timedelta(hours=1), optimize),
         Tick("throttle.purge", timedelta(minutes=10), purge_throttle),
         Tick("password_tokens.purge", timedelta(hours=6), purge_password_tokens),
+        Tick("roster_uploads.purge", timedelta(hours=6), purge_uploads),
     ]

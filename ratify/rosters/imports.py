@@ -30,6 +30,7 @@ from sqlalchemy import (
     Uuid,
     and_,
     cast,
+    delete,
     distinct,
     func,
     insert,
@@ -1422,6 +1423,21 @@ def list_open_uploads(db: Session, org: Organization, limit: int = 20) -> list[R
         .limit(limit)
     )
     return list(db.scalars(stmt))
+
+
+UPLOADS_KEPT = timedelta(days=30)
+
+
+def purge_old_uploads(db: Session, older_than: timedelta = UPLOADS_KEPT) -> int:
+    """Uploaded files (members' names, addresses, phones) are kept only while they are being
+    imported: after 30 days they go, applied or not. The import history keeps what each
+    import did (file name, digest, counts); the roster keeps the members."""
+    result = db.execute(
+        delete(RosterUpload)
+        .where(RosterUpload.created_at < utcnow() - older_than)
+        .execution_options(synchronize_session=False)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 def list_imports(db: Session, org: Organization, limit: int = 50) -> list[RosterImport]:

@@ -29,6 +29,7 @@ def test_the_worker_ticks_purge_old_throttle_hits_and_links(
     assert sorted(worker.run_due_ticks()) == [
         "db.optimize",
         "password_tokens.purge",
+        "roster_uploads.purge",
         "throttle.purge",
     ]
     with unit_of_work(sessions) as db:

@@ -272,3 +272,27 @@ def test_a_check_replaced_by_a_newer_one_stores_nothing(
     tasks.check_upload(sessions, upload.id, "US", upload.job_id)
     db.refresh(upload)
     assert upload.state == UploadState.CHECKED
+
+
+def test_uploaded_files_are_deleted_after_thirty_days(db: Session, client) -> None:
+    """A roster file holds members' contact details: kept while it is imported, not for ever.
+    The import history (what each import did) stays."""
+    from datetime import timedelta
+
+    from ratify.db import utcnow
+    from ratify.rosters.models import RosterImport
+
+    _upload_and_map(db, client)
+    fresh = db.scalars(select(RosterUpload)).one()
+    old_id = imports.store_upload(
+        db, make_org(db), actor=None, file_name="old.csv", data=ROSTER,
+        scope=ImportScope.UPDATE_ONLY, unit=None, effective=date(2026, 1, 1), source="",
+    ).id  # fmt: skip
+    db.execute(
+        update(RosterUpload).where(RosterUpload.id == old_id)
+        .values(created_at=utcnow() - timedelta(days=31))
+    )  # fmt: skip
+    history = db.execute(select(func.count()).select_from(RosterImport)).scalar_one()
+    assert imports.purge_old_uploads(db) == 1
+    assert db.scalars(select(RosterUpload.id)).all() == [fresh.id]
+    assert db.execute(select(func.count()).select_from(RosterImport)).scalar_one() == history
