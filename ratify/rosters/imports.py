@@ -346,8 +346,11 @@ def check_rows(
     needs a name."""
     check_mapping(roster, mapping)
     index = {name: roster.headers.index(header) for name, header in mapping.items()}
-    mapped = [name for name in MemberFields.__dataclass_fields__ if name in index]
+    mapped_at = [(name, index[name]) for name in MemberFields.__dataclass_fields__ if name in index]
     names_given = "first_name" in index or "last_name" in index
+    # Status words as written (a few distinct ones in a whole file), understood once each.
+    membership_of: dict[str, MembershipStatus | None] = {}
+    employment_of: dict[str, EmploymentStatus | None] = {}
     good: list[RosterRow] = []
     errors: list[RowError] = []
     same: list[tuple[str, str | None]] = []
@@ -378,8 +381,9 @@ def check_rows(
 
         problems: list[RowError] = []
         values: dict[str, Any] = {}
-        for name in mapped:
-            raw = cell(name)
+        width = len(cells)
+        for name, i in mapped_at:
+            raw = cells[i].strip() if i < width else ""
             if not raw:
                 continue
             if len(raw) > MAX_CELL:
@@ -396,13 +400,19 @@ def check_rows(
                 values[name] = raw
         membership = employment = None
         if "membership_status" in mapping:
-            membership = MEMBERSHIP_WORDS.get(words(cell("membership_status")))
+            raw = cell("membership_status")
+            if raw not in membership_of:
+                membership_of[raw] = MEMBERSHIP_WORDS.get(words(raw))
+            membership = membership_of[raw]
             if membership is None:
                 problems.append(
                     RowError(number, mapping["membership_status"], N_("Unknown membership status."))
                 )
         if "employment_status" in mapping:
-            employment = EMPLOYMENT_WORDS.get(words(cell("employment_status")))
+            raw = cell("employment_status")
+            if raw not in employment_of:
+                employment_of[raw] = EMPLOYMENT_WORDS.get(words(raw))
+            employment = employment_of[raw]
             if employment is None:
                 problems.append(
                     RowError(number, mapping["employment_status"], N_("Unknown employment status."))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import date
 
 from sqlalchemy import select
@@ -260,7 +260,13 @@ def clean_member_fields(
     if errors:
         raise MemberInvalid(errors)
     text["country"] = text["country"].upper()
-    return replace(fields, **text, email=email, phone=phone)
+    text["email"], text["phone"] = email, phone
+    return MemberFields(
+        **text,
+        hire_date=fields.hire_date,
+        join_date=fields.join_date,
+        birth_date=fields.birth_date,
+    )
 
 
 def sort_name(first_name: str, last_name: str) -> str:
