@@ -13,7 +13,7 @@ No cookie is read, so there is nothing for a cross-site request to ride on and n
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncGenerator, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar
 
@@ -30,11 +30,11 @@ from ratify.api.models import ApiToken
 from ratify.api.schemas import ErrorOut, FieldError
 from ratify.authz import Permission, Role, role_allows
 from ratify.db import unit_of_work
-from ratify.errors import N_, BadRequest, Forbidden, NotFound, PayloadTooLarge, RatifyError
+from ratify.errors import N_, BadRequest, Forbidden, NotFound, RatifyError
 from ratify.orgs import services as orgs
 from ratify.orgs.models import Organization
 from ratify.web.i18n import choose_language
-from ratify.web.routing import SAFE_METHODS, AppState, read_form
+from ratify.web.routing import SAFE_METHODS, AppState, limited_body, read_form
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -248,23 +248,7 @@ def bearer_secret(request: Request) -> str:
 
 async def read_body(request: Request, max_bytes: int) -> bytes:
     """The whole body, refusing (413) more than ``max_bytes`` without reading further."""
-    length = request.headers.get("content-length")
-    if length is not None:
-        try:
-            if int(length) > max_bytes:
-                raise PayloadTooLarge()
-        except ValueError:
-            raise BadRequest() from None
-
-    async def limited() -> AsyncGenerator[bytes, None]:
-        received = 0
-        async for chunk in request.stream():
-            received += len(chunk)
-            if received > max_bytes:
-                raise PayloadTooLarge()
-            yield chunk
-
-    body = b"".join([chunk async for chunk in limited()])
+    body = b"".join([chunk async for chunk in limited_body(request, max_bytes)])
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if body and content_type != "application/json":
         raise UnsupportedMediaType(N_("Send JSON, with the header Content-Type: application/json."))

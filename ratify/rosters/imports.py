@@ -49,6 +49,7 @@ from ratify.errors import N_, BadRequest, Conflict, NotFound
 from ratify.jobs import services as jobs
 from ratify.jobs.models import Job, JobStatus
 from ratify.orgs.models import Organization
+from ratify.rosters import queries
 from ratify.rosters import services as rosters
 from ratify.rosters.models import (
     BargainingUnit,
@@ -1011,15 +1012,7 @@ def _update_changed_members(
     statements per few thousand members, not several per member."""
     if not result.changed:
         return []
-    ids: dict[str, uuid.UUID] = {}
-    for chunk in _chunks([row.fields.member_number for row, _ in result.changed], BATCH):
-        ids.update(
-            db.execute(
-                select(Member.member_number, Member.id).where(
-                    Member.organization_id == org.id, Member.member_number.in_(chunk)
-                )
-            ).all()
-        )
+    ids = queries.member_ids(db, org, (row.fields.member_number for row, _ in result.changed))
     changed_ids = [ids[row.fields.member_number] for row, _ in result.changed]
     names: dict[uuid.UUID, tuple[str, str]] = {}
     open_periods: dict[tuple[uuid.UUID, StatusKind], Any] = {}
@@ -1418,8 +1411,11 @@ def apply_later(
     db.flush()
 
 
+UPLOADS_KEPT = timedelta(days=30)  # then an uploaded file is deleted, applied or not
+
+
 def list_open_uploads(db: Session, org: Organization, limit: int = 20) -> list[RosterUpload]:
-    """Uploads of the last 30 days not yet imported, newest first (the file itself is not
+    """Uploads not yet imported (and not yet deleted), newest first (the file itself is not
     loaded)."""
     stmt = (
         select(RosterUpload)
@@ -1427,15 +1423,12 @@ def list_open_uploads(db: Session, org: Organization, limit: int = 20) -> list[R
         .where(
             RosterUpload.organization_id == org.id,
             RosterUpload.roster_import_id.is_(None),
-            RosterUpload.created_at > utcnow() - timedelta(days=30),
+            RosterUpload.created_at > utcnow() - UPLOADS_KEPT,
         )
         .order_by(RosterUpload.created_at.desc())
         .limit(limit)
     )
     return list(db.scalars(stmt))
-
-
-UPLOADS_KEPT = timedelta(days=30)
 
 
 def purge_old_uploads(db: Session, older_than: timedelta = UPLOADS_KEPT) -> int:

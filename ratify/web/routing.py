@@ -304,11 +304,9 @@ def safe_next(target: str | None, default: str = "/") -> str:
     return target
 
 
-async def read_form(
-    request: Request, *, max_bytes: int, max_fields: int, max_files: int = 0
-) -> FormData:
-    """Read a form submission, refusing (413) more bytes or fields than allowed without
-    reading further."""
+def limited_body(request: Request, max_bytes: int) -> AsyncGenerator[bytes, None]:
+    """The request body as it arrives, refusing (413) more than ``max_bytes``: at once when
+    Content-Length says so, else as soon as the chunks pass it, without reading further."""
     length = request.headers.get("content-length")
     if length is not None:
         try:
@@ -325,18 +323,27 @@ async def read_form(
                 raise PayloadTooLarge()
             yield chunk
 
+    return limited()
+
+
+async def read_form(
+    request: Request, *, max_bytes: int, max_fields: int, max_files: int = 0
+) -> FormData:
+    """Read a form submission, refusing (413) more bytes or fields than allowed without
+    reading further."""
+    body = limited_body(request, max_bytes)
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     try:
         if content_type == "multipart/form-data":
             form = await MultiPartParser(
                 request.headers,
-                limited(),
+                body,
                 max_files=max_files,
                 max_fields=max_fields,
                 max_part_size=max_bytes,
             ).parse()
         elif content_type in ("application/x-www-form-urlencoded", ""):
-            form = await FormParser(request.headers, limited(), max_fields=max_fields).parse()
+            form = await FormParser(request.headers, body, max_fields=max_fields).parse()
         else:
             raise BadRequest(N_("Send this form from the page that shows it."))
     except MultiPartException as exc:
