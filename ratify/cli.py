@@ -439,6 +439,7 @@ def import_roster(
                 if effective
                 else datetime.now(ZoneInfo(org.timezone)).date(),
                 phone_region=settings.phone_region,
+                processes=settings.import_check_processes,
             )
             click.echo("columns: " + ", ".join(f"{k}={v}" for k, v in sorted(mapping.items())))
             counts = result.counts()

@@ -149,6 +149,14 @@ class Settings:
             "with a page showing progress; smaller ones at once.",
         ),
     )
+    import_check_processes: int = field(
+        default_factory=lambda: min(4, os.cpu_count() or 1),
+        metadata=_doc(
+            "RATIFY_IMPORT_CHECK_PROCESSES",
+            "How many processes `ratify worker` and the CLI use to check the rows of a large "
+            "roster file (20,000 rows or more). Default: one per core, at most 4.",
+        ),
+    )
     worker_poll_seconds: float = field(
         default=1.0,
         metadata=_doc("RATIFY_WORKER_POLL_SECONDS", "How often an idle `ratify worker` looks."),
@@ -219,6 +227,8 @@ def validate(settings: Settings) -> Settings:
         )
     if settings.log_format not in ("json", "console"):
         raise ConfigurationError("RATIFY_LOG_FORMAT must be 'json' or 'console'.")
+    if settings.import_check_processes < 1:
+        raise ConfigurationError("RATIFY_IMPORT_CHECK_PROCESSES must be 1 or more.")
     if settings.default_language not in LANGUAGES:
         raise ConfigurationError(
             f"RATIFY_DEFAULT_LANGUAGE must be one of {', '.join(LANGUAGES)}, "

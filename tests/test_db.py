@@ -1,13 +1,14 @@
 from __future__ import annotations
 
 import os
+import uuid
 
 import pytest
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from ratify.audit import services as audit
-from ratify.db import unit_of_work, utcnow
+from ratify.db import ascending_uuids, unit_of_work, utcnow
 from tests.factories import make_org
 from tests.helpers import run_together
 
@@ -72,3 +73,12 @@ def test_a_reading_transaction_does_not_hold_up_writers(
             make_org(writer)  # would wait 30 s for the busy timeout, then fail, if locked
     with unit_of_work(live_sessions) as db:
         assert db.execute(text("SELECT count(*) FROM organizations")).scalar_one() == before + 1
+
+
+def test_ascending_uuids_are_fresh_random_version_4_keys_in_order() -> None:
+    first, second = ascending_uuids(2000), ascending_uuids(2000)
+    assert first == sorted(first) and second == sorted(second)
+    keys = [uuid.UUID(hex=key) for key in first + second]
+    assert len(set(keys)) == 4000  # none repeated, within a call or across calls
+    assert {key.version for key in keys} == {4} and {key.variant for key in keys} == {uuid.RFC_4122}
+    assert all(len(key) == 32 for key in first)  # the hex digits a Uuid(as_uuid=False) takes

@@ -27,7 +27,13 @@ log = structlog.get_logger("ratify.rosters")
 def roster_tasks(settings: Settings) -> dict[str, LongTask]:
     def check(sessions: sessionmaker[Session], payload: dict[str, Any]) -> None:
         job_id = uuid.UUID(payload["job_id"]) if payload.get("job_id") else None
-        check_upload(sessions, uuid.UUID(payload["upload_id"]), settings.phone_region, job_id)
+        check_upload(
+            sessions,
+            uuid.UUID(payload["upload_id"]),
+            settings.phone_region,
+            job_id,
+            processes=settings.import_check_processes,
+        )
 
     def apply(sessions: sessionmaker[Session], payload: dict[str, Any]) -> None:
         apply_upload(
@@ -38,6 +44,7 @@ def roster_tasks(settings: Settings) -> dict[str, LongTask]:
             expected=payload.get("expected"),
             confirm_leaving=bool(payload["confirm_leaving"]),
             phone_region=settings.phone_region,
+            processes=settings.import_check_processes,
         )
 
     return {imports.CHECK_TASK: LongTask(check), imports.APPLY_TASK: LongTask(apply)}
@@ -52,6 +59,8 @@ def check_upload(
     upload_id: uuid.UUID,
     phone_region: str,
     job_id: uuid.UUID | None = None,
+    *,
+    processes: int = 1,
 ) -> None:
     """Check every row in a transaction that only reads (on SQLite it holds no write lock, so
     the pages go on meanwhile), recording the rows done in short transactions of their own,
@@ -75,7 +84,9 @@ def check_upload(
             if job_id is not None and upload.job_id != job_id:
                 return  # a newer check owns it
             org = db.get_one(Organization, upload.organization_id)
-            result = imports.preview_upload(db, org, upload, phone_region, progress)
+            result = imports.preview_upload(
+                db, org, upload, phone_region, progress, processes=processes
+            )
             summary, rows = imports.summarize(db, org, result), upload.row_count
         with unit_of_work(sessions) as db:
             db.execute(
@@ -94,6 +105,7 @@ def apply_upload(
     expected: dict[str, int] | None,
     confirm_leaving: bool,
     phone_region: str,
+    processes: int = 1,
 ) -> None:
     try:
         with unit_of_work(sessions) as db:
@@ -110,6 +122,7 @@ def apply_upload(
                 confirm_leaving=confirm_leaving,
                 actor_label=actor_label,
                 expected=expected,
+                processes=processes,
             )
     except RatifyError as exc:
         _failed(sessions, upload_id, UploadState.APPLYING, exc)

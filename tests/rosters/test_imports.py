@@ -421,8 +421,10 @@ def test_new_members_get_statuses_a_unit_and_their_import_with_fresh_ids(db: Ses
     # The import that added them is on each member (no history row per new member).
     assert {m.added_by_import_id for m in members.values()} == {record.id}
     assert db.execute(select(func.count()).select_from(ImportTouch)).scalar_one() == 0
-    # Ids made by the database (for bulk inserts) are distinct version-4 UUIDs on both engines.
+    # Keys made for bulk inserts (``ascending_uuids``) read back as distinct version-4 UUIDs
+    # on both engines.
     made = [p.id for p in periods] + [a.id for a in db.scalars(select(UnitAssignment))]
+    made += [m.id for m in members.values()]
     assert len(set(made)) == len(made)
     assert {i.version for i in made} == {4}
     assert {i.variant for i in made} == {uuid.RFC_4122}
@@ -494,3 +496,68 @@ def test_a_separator_in_a_cell_cannot_hide_a_change(db: Session) -> None:
     imports.apply(db, org, _preview(db, org, first, unit=rn), actor_label="t", phone_region="US")
     result = _preview(db, org, (header + "1001,A,B\x1fC\n").encode(), unit=rn)
     assert result.counts()["changed"] == 1 and result.counts()["unchanged"] == 0
+
+
+# Rows of a file checked in slices, or by forked processes, come out as from one pass.
+SLICED = (
+    HEADER
+    + "1001,Ada,Lovelace,ada@example.org,,,member\n"
+    + "1002,Grace,Hopper,not-an-email,,,member\n"
+    + "1003,Katherine,Johnson,,,,retired-ish\n"
+    + "1001,Ada,Again,,,,member\n"  # the first slice's number, in the second slice
+    + "1004,Dorothy,Vaughan,,,,member\n"
+    + "1004,Dorothy,Twice,,,,member\n"  # repeated within the second slice
+    + ",No,Number,,,,member\n"
+    + "1003,Kay,Again,,,,retired-ish\n"  # repeated, with a problem of its own
+    + "1005,Mary,Jackson,,+1 312 555 0100,2020-01-31,member\n"
+).encode()
+
+
+def _checked(data: bytes, **kwargs):  # type: ignore[no-untyped-def]
+    roster = imports.read_roster("roster.csv", data)
+    mapping = imports.guess_mapping(roster.headers)
+    return imports.check_rows(roster, mapping, phone_region="US", unit_codes=set(), **kwargs)
+
+
+def test_rows_checked_in_slices_find_what_one_pass_finds(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    whole = _checked(SLICED)
+    good, errors, _ = whole
+    assert [row.fields.member_number for row in good] == ["1001", "1004", "1005"]
+    repeated = [e.row for e in errors if e.message == imports.DUPLICATE]
+    assert repeated == [5, 7, 9]  # each later row of 1001, 1004 and 1003, named once
+    assert [e.column for e in errors if e.row == 9] == ["Status", "Member ID"]
+    monkeypatch.setattr(imports, "PROGRESS_EVERY", 3)
+    assert _checked(SLICED) == whole
+    monkeypatch.setattr(imports, "PROGRESS_EVERY", 1)
+    assert _checked(SLICED) == whole
+
+
+def test_forked_processes_check_a_large_file_as_one_process_does(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setattr(imports, "PROGRESS_EVERY", 2)
+    monkeypatch.setattr(imports, "PARALLEL_FROM", 1)
+    forked: list[bool] = []
+    in_parallel = imports._check_in_parallel
+
+    def spy(*args, **kwargs):  # type: ignore[no-untyped-def]
+        forked.append(True)
+        return in_parallel(*args, **kwargs)
+
+    monkeypatch.setattr(imports, "_check_in_parallel", spy)
+    done: list[int] = []
+    assert _checked(SLICED, processes=2, progress=done.append) == _checked(SLICED)
+    assert forked == [True]
+    assert done == [2, 4, 6, 8]  # as one process reports them, every PROGRESS_EVERY rows
+    assert imports._forked_checker is None  # nothing of the file is kept once checked
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    numbers=st.lists(st.sampled_from(["", "7", "8", "9", "10"]), min_size=1, max_size=12),
+    size=st.integers(min_value=1, max_value=5),
+)
+def test_slices_join_like_one_pass_whatever_the_repeats(numbers: list[str], size: int) -> None:
+    data = (HEADER + "".join(f"{n},A,B,,,,member\n" for n in numbers)).encode()
+    whole = _checked(data)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(imports, "PROGRESS_EVERY", size)
+        assert _checked(data) == whole
