@@ -20,6 +20,7 @@ from ratify.orgs import views as orgs_views
 from ratify.rosters import views as rosters_views
 from ratify.security import SESSION_SALT, Signer, password_hasher
 from ratify.settings import PROJECT_ROOT, Settings
+from ratify.votes import views as votes_views
 from ratify.web import errors as web_errors
 from ratify.web import views as web_views
 from ratify.web.middleware import (
@@ -46,6 +47,7 @@ def routes() -> list[BaseRoute]:
         *orgs_views.ROUTES,
         *audit_views.ROUTES,
         *rosters_views.ROUTES,
+        *votes_views.ROUTES,
         *api_views.ROUTES,
         PublicMount("/static", app=StaticFiles(directory=STATIC_DIR), name="static"),
     ]

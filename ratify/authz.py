@@ -34,6 +34,7 @@ class Permission(StrEnum):
     STAFF_MANAGE = "staff.manage"
     API_TOKENS = "api.tokens"
     CONTACT_EXPORT = "contacts.export"
+    VOTE_EXTEND = "votes.extend"  # a later close for an open vote
     # staff
     MEMBER_CONTACTS_READ = "members.contacts"
     ROSTERS_MANAGE = "rosters.manage"

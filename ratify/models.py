@@ -18,6 +18,7 @@ from ratify.rosters.models import (
     UnitAssignment,
 )
 from ratify.throttle.models import ThrottleHit
+from ratify.votes.models import CommitteeMember, Vote, VoteDocument, VoteOption, Voter
 
 __all__ = [
     "ApiToken",
@@ -26,6 +27,7 @@ __all__ = [
     "BargainingUnit",
     "Base",
     "ColumnMapping",
+    "CommitteeMember",
     "DuesPayment",
     "ImportTouch",
     "Job",
@@ -40,4 +42,8 @@ __all__ = [
     "StaffUser",
     "ThrottleHit",
     "UnitAssignment",
+    "Vote",
+    "VoteDocument",
+    "VoteOption",
+    "Voter",
 ]

@@ -1,6 +1,6 @@
 """The explicit list of job handlers and scheduled ticks that ``ratify worker`` runs.
 
-Later issues add opening and closing votes, mixing the ballot box and sending notices here.
+Votes open and close here; later issues add mixing the ballot box and sending notices.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from ratify.rosters import imports
 from ratify.rosters.tasks import roster_tasks
 from ratify.settings import Settings
 from ratify.throttle import services as throttle
+from ratify.votes import services as votes
 
 
 def handlers(settings: Settings) -> dict[str, Handler | LongTask]:
@@ -34,7 +35,12 @@ def ticks(settings: Settings) -> list[Tick]:
     def purge_uploads(db: Session) -> None:
         imports.purge_old_uploads(db)
 
+    def open_and_close_votes(db: Session) -> None:
+        votes.advance_due(db)
+
     return [
+        # Votes open and close on time (each vote's pages also check on every request).
+        Tick("votes.open_close", timedelta(seconds=30), open_and_close_votes),
         Tick("db.optimize", timedelta(hours=1), optimize),
         Tick("throttle.purge", timedelta(minutes=10), purge_throttle),
         Tick("password_tokens.purge", timedelta(hours=6), purge_password_tokens),

@@ -1,0 +1,1 @@
+"""Votes: set-up, documents, the status machine and the frozen voter list."""

@@ -1,0 +1,58 @@
+"""Second factors: what a voter types beside their personal link, normalized the same way at
+freeze and at casting, kept only as a keyed hash (DESIGN.md §4 rule 4)."""
+
+from __future__ import annotations
+
+import hmac
+import uuid
+from datetime import date
+
+from ratify.errors import N_
+from ratify.security import keyed_digest
+from ratify.votes.models import SecondFactor
+
+FACTOR_LABELS = {
+    SecondFactor.MEMBER_LAST4: N_("Last 4 characters of the member number"),
+    SecondFactor.BIRTH_YEAR: N_("Year of birth"),
+    SecondFactor.POSTAL_CODE: N_("Postal code"),
+    SecondFactor.NONE: N_("None (the link alone)"),
+}
+PURPOSE = "voter-second-factor"
+
+
+def normalize(factor: SecondFactor, value: str) -> str:
+    """What is compared: letters and digits only, upper-cased; a US ZIP+4 as its first 5."""
+    cleaned = "".join(ch for ch in value if ch.isalnum()).upper()
+    if factor == SecondFactor.MEMBER_LAST4:
+        return cleaned[-4:] if len(cleaned) >= 4 else ""
+    if factor == SecondFactor.POSTAL_CODE and len(cleaned) == 9 and cleaned.isdigit():
+        return cleaned[:5]
+    if factor == SecondFactor.BIRTH_YEAR:
+        return cleaned if len(cleaned) == 4 and cleaned.isdigit() else ""
+    return cleaned
+
+
+def member_value(
+    factor: SecondFactor, member_number: str, birth_date: date | None, postal_code: str
+) -> str:
+    """The member's own answer, normalized; empty when the roster lacks it."""
+    if factor == SecondFactor.MEMBER_LAST4:
+        return normalize(factor, member_number)
+    if factor == SecondFactor.BIRTH_YEAR:
+        return str(birth_date.year) if birth_date else ""
+    if factor == SecondFactor.POSTAL_CODE:
+        return normalize(factor, postal_code)
+    return ""
+
+
+def check_value(secret_key: str, voter_id: uuid.UUID, normalized: str) -> str:
+    """A keyed hash of one voter's answer. The voter's id is in it, so two voters born the
+    same year do not share a value."""
+    return keyed_digest(secret_key, PURPOSE, f"{voter_id}:{normalized}")
+
+
+def matches(
+    secret_key: str, voter_id: uuid.UUID, stored: str, typed: str, factor: SecondFactor
+) -> bool:
+    """Constant-time comparison of what a voter typed with what was frozen."""
+    return hmac.compare_digest(stored, check_value(secret_key, voter_id, normalize(factor, typed)))

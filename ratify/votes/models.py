@@ -1,0 +1,182 @@
+"""A vote, its options, its documents per language, its certifying committee and its frozen
+voter list. Nothing here holds a choice: ballots (issue 6's box) live apart (DESIGN.md §4)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Enum,
+    ForeignKey,
+    Index,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, deferred, mapped_column, relationship
+
+from ratify.accounts.models import StaffUser
+from ratify.db import Base, UUIDPrimaryKey, utcnow
+
+
+def _values(enum: type[StrEnum]) -> list[str]:
+    return [member.value for member in enum]
+
+
+def _enum(enum: type[StrEnum], length: int = 20) -> Enum:
+    return Enum(enum, native_enum=False, length=length, values_callable=_values)
+
+
+class VoteKind(StrEnum):
+    RATIFICATION = "ratification"  # accept the tentative agreement: Yes or No
+    QUESTION = "question"  # 2 to 10 options, one choice
+
+
+class VoteStatus(StrEnum):
+    DRAFT = "draft"
+    SCHEDULED = "scheduled"  # the voter list is frozen; opens by itself at opens_at
+    OPEN = "open"
+    CLOSED = "closed"
+
+
+class TallyGrouping(StrEnum):
+    AGGREGATE = "aggregate"
+    PER_UNIT = "per_unit"
+
+
+class SecondFactor(StrEnum):
+    MEMBER_LAST4 = "member_last4"
+    BIRTH_YEAR = "birth_year"
+    POSTAL_CODE = "postal_code"
+    NONE = "none"
+
+
+class Vote(UUIDPrimaryKey, Base):
+    __tablename__ = "votes"
+    __table_args__ = (Index("ix_votes_status_opens_at", "status", "opens_at"),)
+
+    organization_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organizations.id"), index=True)
+    kind: Mapped[VoteKind] = mapped_column(_enum(VoteKind))
+    status: Mapped[VoteStatus] = mapped_column(_enum(VoteStatus), default=VoteStatus.DRAFT)
+    title: Mapped[str] = mapped_column(String(200))
+    # The languages the ballot is offered in; every one needs its wording and summary.
+    languages: Mapped[list[str]] = mapped_column(JSON)
+    question: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)  # language -> text
+    opens_at: Mapped[datetime | None]  # UTC; entered and shown in the organization's zone
+    closes_at: Mapped[datetime | None]
+    # The eligibility rule's parameters (rosters.eligibility.EligibilityRule, without its
+    # cutoff): units, membership, good_standing, employment, joined_days_before.
+    cutoff: Mapped[date | None]
+    eligibility: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    tally_grouping: Mapped[TallyGrouping] = mapped_column(
+        _enum(TallyGrouping), default=TallyGrouping.AGGREGATE
+    )
+    # Stored now, applied by the tally (issue 6): kind majority|fraction, numerator and
+    # denominator, quorum_percent (or null), units every_unit|aggregate.
+    threshold: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    signatures_required: Mapped[int] = mapped_column(default=2)
+    second_factor: Mapped[SecondFactor] = mapped_column(
+        _enum(SecondFactor), default=SecondFactor.MEMBER_LAST4
+    )
+    mail_letters: Mapped[bool] = mapped_column(default=False)
+    # SHA-256 of the frozen list's sorted member numbers and groups (see votes.voters).
+    voter_fingerprint: Mapped[str | None] = mapped_column(String(64))
+    created_by_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("staff_users.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    scheduled_at: Mapped[datetime | None]
+    opened_at: Mapped[datetime | None]
+    closed_at: Mapped[datetime | None]
+
+    options: Mapped[list[VoteOption]] = relationship(
+        lazy="raise", order_by="VoteOption.position", cascade="all, delete-orphan"
+    )
+
+
+class VoteOption(UUIDPrimaryKey, Base):
+    """One choice on the ballot. ``key`` is what a ballot will record (yes, no, or 1..10)."""
+
+    __tablename__ = "vote_options"
+    __table_args__ = (UniqueConstraint("vote_id", "key"),)
+
+    vote_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("votes.id"), index=True)
+    position: Mapped[int]
+    key: Mapped[str] = mapped_column(String(20))
+    labels: Mapped[dict[str, str]] = mapped_column(JSON)  # language -> wording
+
+
+class VoteDocument(UUIDPrimaryKey, Base):
+    """The tentative agreement in one language: the full text (a PDF) and a summary written
+    in Markdown, kept with its sanitized HTML so ballot pages render nothing per request."""
+
+    __tablename__ = "vote_documents"
+    __table_args__ = (UniqueConstraint("vote_id", "language"),)
+
+    vote_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("votes.id"))
+    language: Mapped[str] = mapped_column(String(10))
+    summary_markdown: Mapped[str] = mapped_column(Text, default="")
+    summary_html: Mapped[str] = mapped_column(Text, default="")
+    # Read only when the PDF itself is served: listing documents never loads the bytes.
+    full_text: Mapped[bytes | None] = deferred(mapped_column(LargeBinary))
+    full_text_name: Mapped[str] = mapped_column(String(255), default="")
+    full_text_size: Mapped[int] = mapped_column(default=0)
+    full_text_digest: Mapped[str] = mapped_column(String(64), default="")
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class CommitteeMember(UUIDPrimaryKey, Base):
+    """A staff user (with the committee role) who certifies this vote; fixed at scheduling."""
+
+    __tablename__ = "vote_committee_members"
+    __table_args__ = (UniqueConstraint("vote_id", "user_id"),)
+
+    vote_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("votes.id"))
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("staff_users.id"))
+
+    user: Mapped[StaffUser] = relationship(lazy="raise")
+
+
+class VoterStatus(StrEnum):
+    ELIGIBLE = "eligible"
+    EXCLUDED = "excluded"  # by the rule (reason: its code) or by hand (reason: the words)
+    CHALLENGED = "challenged"  # added by hand; votes by sealed envelope (issue 6)
+
+
+class Channel(StrEnum):
+    ONLINE = "online"
+    PAPER = "paper"
+    IN_PERSON = "in_person"
+
+
+class Voter(UUIDPrimaryKey, Base):
+    """One member on a vote's frozen list. Says *that* the member voted, never how, and when
+    only to the hour (DESIGN.md §4 rule 1). The second factor is kept only as a keyed hash."""
+
+    __tablename__ = "voters"
+    __table_args__ = (
+        UniqueConstraint("vote_id", "member_id"),
+        Index("ix_voters_vote_id_member_number", "vote_id", "member_number"),
+        Index("ix_voters_vote_id_status_tally_group", "vote_id", "status", "tally_group"),
+    )
+
+    vote_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("votes.id"))
+    member_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("members.id"), index=True)
+    # As frozen: the list's fingerprint is over these, whatever the roster says later.
+    member_number: Mapped[str] = mapped_column(String(50))
+    tally_group: Mapped[str] = mapped_column(String(30))  # a unit code, or "all"
+    status: Mapped[VoterStatus] = mapped_column(_enum(VoterStatus))
+    reason: Mapped[str] = mapped_column(String(500), default="")
+    # Which second factor this voter answers: the vote's, another chosen for voters lacking
+    # its data, or none; null while their data is missing and nobody has chosen yet.
+    factor: Mapped[SecondFactor | None] = mapped_column(_enum(SecondFactor))
+    factor_check: Mapped[str | None] = mapped_column(String(64))
+    credential_issue: Mapped[int] = mapped_column(default=1)
+    has_voted: Mapped[bool] = mapped_column(default=False)
+    voted_hour: Mapped[datetime | None]
+    channel: Mapped[Channel | None] = mapped_column(_enum(Channel, 10))
+    added_at: Mapped[datetime] = mapped_column(default=utcnow)

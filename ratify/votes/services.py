@@ -1,0 +1,733 @@
+"""Setting up a vote and moving it through draft → scheduled → open → closed.
+
+Every change is checked here (the pages only parse), refused with a 4xx error a person can act
+on, and recorded in the audit log. Once a vote is scheduled its rule, committee and wording
+are fixed (return it to draft to change them); once open nothing about it changes but an
+administrator's extension of its window.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.orm import Session, selectinload, undefer
+
+from ratify.accounts.models import StaffRole, StaffUser
+from ratify.audit import services as audit
+from ratify.authz import Role
+from ratify.db import utcnow
+from ratify.errors import N_, BadRequest, Conflict, NotFound
+from ratify.orgs.models import Organization
+from ratify.rosters import services as rosters
+from ratify.rosters.eligibility import EligibilityRule
+from ratify.rosters.models import BargainingUnit
+from ratify.settings import LANGUAGES
+from ratify.votes import documents
+from ratify.votes.models import (
+    CommitteeMember,
+    SecondFactor,
+    TallyGrouping,
+    Vote,
+    VoteDocument,
+    VoteKind,
+    VoteOption,
+    VoteStatus,
+)
+
+MIN_OPTIONS, MAX_OPTIONS = 2, 10
+MAX_WINDOW = timedelta(days=90)
+MEMBERSHIP_CHOICES = ("member", "fee_payer", "non_member")
+EMPLOYMENT_CHOICES = ("active", "on_leave", "laid_off", "terminated")
+FRACTIONS = {"1/2": (1, 2), "3/5": (3, 5), "2/3": (2, 3), "3/4": (3, 4)}
+# Fixed Yes/No of a ratification, in each language the ballot may use (wording editable).
+RATIFICATION_OPTIONS = (
+    ("yes", {"en": "Yes, I accept the agreement", "es": "Sí, acepto el acuerdo"}),
+    ("no", {"en": "No, I reject the agreement", "es": "No, rechazo el acuerdo"}),
+)
+DEFAULT_QUESTION = {
+    "en": "Do you accept the tentative agreement?",
+    "es": "¿Acepta el acuerdo provisional?",
+}
+
+
+class VoteInvalid(BadRequest):
+    def __init__(self, errors: dict[str, str]) -> None:
+        super().__init__(N_("Some fields need correcting."))
+        self.errors = errors
+
+
+@dataclass(frozen=True)
+class Threshold:
+    """What passes (applied by the tally, issue 6): more than ``numerator/denominator`` of
+    the votes cast, with an optional quorum of eligible voters; per unit, every unit must
+    pass or the aggregate decides."""
+
+    numerator: int = 1
+    denominator: int = 2
+    quorum_percent: int | None = None
+    units: str = "aggregate"  # or "every_unit"
+
+    def stored(self) -> dict[str, Any]:
+        return {
+            "kind": "majority" if (self.numerator, self.denominator) == (1, 2) else "fraction",
+            "numerator": self.numerator,
+            "denominator": self.denominator,
+            "quorum_percent": self.quorum_percent,
+            "units": self.units,
+        }
+
+
+@dataclass(frozen=True)
+class VoteFields:
+    """Everything the set-up form says about a vote."""
+
+    title: str
+    question: dict[str, str]
+    options: list[dict[str, str]]  # in ballot order: language -> wording
+    opens_at: datetime | None
+    closes_at: datetime | None
+    cutoff: date | None
+    unit_ids: frozenset[uuid.UUID]
+    membership: frozenset[str]
+    good_standing: bool
+    employment: frozenset[str]
+    joined_days_before: int | None
+    tally_grouping: TallyGrouping
+    threshold: Threshold
+    committee_ids: frozenset[uuid.UUID]
+    signatures_required: int
+    second_factor: SecondFactor
+    mail_letters: bool
+    form_errors: dict[str, str] = field(default_factory=dict)  # what the form could not read
+
+
+# -- reading ----------------------------------------------------------------------------------
+
+
+def list_votes(db: Session, org: Organization) -> list[Vote]:
+    stmt = (
+        select(Vote)
+        .where(Vote.organization_id == org.id)
+        .order_by(Vote.opens_at.desc().nulls_first(), Vote.created_at.desc())
+    )
+    return list(db.scalars(stmt))
+
+
+def get_vote(db: Session, org: Organization, vote_id: uuid.UUID, *, lock: bool = False) -> Vote:
+    """A vote of *this* organization, with its options; anyone else's is 404."""
+    stmt = (
+        select(Vote)
+        .where(Vote.id == vote_id, Vote.organization_id == org.id)
+        .options(selectinload(Vote.options))
+    )
+    if lock:
+        stmt = stmt.with_for_update(of=Vote)
+    vote = db.execute(stmt).scalar_one_or_none()
+    if vote is None:
+        raise NotFound()
+    return vote
+
+
+def committee_candidates(db: Session, org: Organization) -> list[StaffUser]:
+    """Staff users who hold the committee role in the organization."""
+    stmt = (
+        select(StaffUser)
+        .join(StaffRole, StaffRole.user_id == StaffUser.id)
+        .where(StaffRole.organization_id == org.id, StaffRole.role == Role.COMMITTEE)
+        .order_by(StaffUser.name, StaffUser.email)
+    )
+    return list(db.scalars(stmt))
+
+
+def committee_of(db: Session, vote: Vote) -> list[StaffUser]:
+    stmt = (
+        select(StaffUser)
+        .join(CommitteeMember, CommitteeMember.user_id == StaffUser.id)
+        .where(CommitteeMember.vote_id == vote.id)
+        .order_by(StaffUser.name, StaffUser.email)
+    )
+    return list(db.scalars(stmt))
+
+
+def documents_of(db: Session, vote: Vote) -> dict[str, VoteDocument]:
+    """Language -> document (without the PDF's bytes)."""
+    stmt = select(VoteDocument).where(VoteDocument.vote_id == vote.id)
+    return {d.language: d for d in db.scalars(stmt)}
+
+
+def full_text(db: Session, vote: Vote, language: str) -> tuple[bytes, VoteDocument]:
+    stmt = (
+        select(VoteDocument)
+        .where(VoteDocument.vote_id == vote.id, VoteDocument.language == language)
+        .options(undefer(VoteDocument.full_text))
+    )
+    document = db.scalars(stmt).first()
+    if document is None or not document.full_text_size:
+        raise NotFound()
+    data = document.full_text
+    assert data is not None
+    return data, document
+
+
+def rule_of(vote: Vote) -> EligibilityRule | None:
+    """The stored eligibility rule, as rosters.eligibility evaluates it."""
+    if vote.cutoff is None or not vote.eligibility:
+        return None
+    params = vote.eligibility
+    return EligibilityRule(
+        cutoff=vote.cutoff,
+        unit_ids=frozenset(uuid.UUID(u) for u in params["units"]),
+        membership=frozenset(params["membership"]),
+        good_standing=bool(params["good_standing"]),
+        employment=frozenset(params["employment"]),
+        joined_days_before=params.get("joined_days_before"),
+    )
+
+
+def threshold_of(vote: Vote) -> Threshold:
+    stored = vote.threshold or {}
+    return Threshold(
+        numerator=int(stored.get("numerator", 1)),
+        denominator=int(stored.get("denominator", 2)),
+        quorum_percent=stored.get("quorum_percent"),
+        units=str(stored.get("units", "aggregate")),
+    )
+
+
+def missing_for_scheduling(db: Session, vote: Vote) -> list[str]:
+    """What must be set before the vote can be scheduled (messages to translate)."""
+    missing = []
+    if vote.opens_at is None or vote.closes_at is None:
+        missing.append(N_("Set the voting window."))
+    if rule_of(vote) is None:
+        missing.append(N_("Set the eligibility rule and its cutoff date."))
+    for language in vote.languages:
+        if not vote.question.get(language) or any(not o.labels.get(language) for o in vote.options):
+            missing.append(N_("Write the question and every option in each ballot language."))
+            break
+    if not MIN_OPTIONS <= len(vote.options) <= MAX_OPTIONS:
+        missing.append(N_("A question needs between 2 and 10 options."))
+    docs = documents_of(db, vote)
+    if vote.kind == VoteKind.RATIFICATION and any(
+        language not in docs or not docs[language].summary_markdown for language in vote.languages
+    ):
+        missing.append(N_("Write the agreement's summary in each ballot language."))
+    committee = len(committee_of(db, vote))
+    if committee < vote.signatures_required:
+        missing.append(N_("Choose the certifying committee: at least as many as must sign."))
+    return missing
+
+
+# -- changing a draft -------------------------------------------------------------------------
+
+
+def _require(vote: Vote, *statuses: VoteStatus) -> None:
+    if vote.status in statuses:
+        return
+    if vote.status == VoteStatus.SCHEDULED:
+        raise Conflict(
+            N_("This vote is scheduled: its voter list is frozen. Return it to draft to change it.")
+        )
+    if vote.status == VoteStatus.OPEN:
+        raise Conflict(
+            N_(
+                "This vote is open: its question, documents, rule and committee can no longer "
+                "change."
+            )
+        )
+    if vote.status == VoteStatus.CLOSED:
+        raise Conflict(N_("This vote is closed."))
+    raise Conflict(N_("This vote is still a draft."))
+
+
+def create_vote(
+    db: Session,
+    org: Organization,
+    *,
+    actor: StaffUser,
+    kind: VoteKind,
+    title: str,
+    languages: list[str],
+) -> Vote:
+    """A draft with the fixed Yes/No options of a ratification (or none yet for a question)."""
+    rosters.require_union(org)
+    errors: dict[str, str] = {}
+    if not title:
+        errors["title"] = N_("Give the vote a title.")
+    elif len(title) > 200:
+        errors["title"] = N_("Use at most 200 characters.")
+    chosen = [lang for lang in LANGUAGES if lang in languages]
+    if not chosen:
+        errors["languages"] = N_("Choose at least one language for the ballot.")
+    if errors:
+        raise VoteInvalid(errors)
+    vote = Vote(
+        id=uuid.uuid4(),
+        organization_id=org.id,
+        kind=kind,
+        status=VoteStatus.DRAFT,
+        title=title,
+        languages=chosen,
+        question=(
+            {lang: DEFAULT_QUESTION[lang] for lang in chosen}
+            if kind == VoteKind.RATIFICATION
+            else {}
+        ),
+        threshold=Threshold().stored(),
+        created_by_id=actor.id,
+    )
+    db.add(vote)
+    if kind == VoteKind.RATIFICATION:
+        for position, (key, labels) in enumerate(RATIFICATION_OPTIONS):
+            db.add(
+                VoteOption(
+                    vote_id=vote.id,
+                    position=position,
+                    key=key,
+                    labels={lang: labels[lang] for lang in chosen},
+                )
+            )
+    db.flush()
+    audit.record(
+        db,
+        organization=org,
+        actor=actor,
+        action="vote.created",
+        object_type="vote",
+        object_id=vote.id,
+        data={"kind": kind.value, "title": title, "languages": chosen},
+    )
+    return get_vote(db, org, vote.id)
+
+
+def check_fields(db: Session, org: Organization, vote: Vote, fields: VoteFields) -> dict[str, str]:
+    """Every problem with the set-up at once, keyed by form field."""
+    errors = dict(fields.form_errors)
+    if not fields.title:
+        errors["title"] = N_("Give the vote a title.")
+    elif len(fields.title) > 200:
+        errors["title"] = N_("Use at most 200 characters.")
+    for language in vote.languages:
+        text = fields.question.get(language, "")
+        if not text:
+            errors[f"question_{language}"] = N_("Write the question.")
+        elif len(text) > 1000:
+            errors[f"question_{language}"] = N_("Use at most 1000 characters.")
+    if vote.kind == VoteKind.QUESTION and not (MIN_OPTIONS <= len(fields.options) <= MAX_OPTIONS):
+        for language in vote.languages:
+            errors.setdefault(
+                f"options_{language}", N_("Write between 2 and 10 options, one a line.")
+            )
+    if vote.kind == VoteKind.RATIFICATION and len(fields.options) != 2:
+        errors["options"] = N_("A ratification has exactly two options.")
+    for position, labels in enumerate(fields.options):
+        for language in vote.languages:
+            label = labels.get(language, "")
+            name = (
+                f"option_{position}_{language}"
+                if vote.kind == VoteKind.RATIFICATION
+                else f"options_{language}"
+            )
+            if not label:
+                errors.setdefault(name, N_("Write every option in each ballot language."))
+            elif len(label) > 200:
+                errors.setdefault(name, N_("Use at most 200 characters for an option."))
+        for language in vote.languages:
+            wording = [o.get(language, "").casefold() for o in fields.options]
+            if len(set(wording)) != len(wording):
+                key = "options" if vote.kind == VoteKind.RATIFICATION else f"options_{language}"
+                errors.setdefault(key, N_("Two options have the same wording."))
+    if fields.opens_at and fields.closes_at:
+        if fields.closes_at <= fields.opens_at:
+            errors["closes"] = N_("The vote must close after it opens.")
+        elif fields.closes_at - fields.opens_at > MAX_WINDOW:
+            errors["closes"] = N_("A vote can stay open for at most 90 days.")
+    elif "opens" not in errors and "closes" not in errors:
+        if fields.opens_at is None:
+            errors["opens"] = N_("Enter when the vote opens.")
+        if fields.closes_at is None:
+            errors["closes"] = N_("Enter when the vote closes.")
+    if fields.cutoff is None:
+        errors.setdefault("cutoff", N_("Enter the date as YYYY-MM-DD."))
+    units = {u.id for u in rosters.list_units(db, org)}
+    if not fields.unit_ids or not fields.unit_ids <= units:
+        errors["units"] = N_("Choose at least one bargaining unit of this organization.")
+    if not fields.membership:
+        errors["membership"] = N_("Choose at least one membership status.")
+    if not fields.employment:
+        errors["employment"] = N_("Choose at least one employment status.")
+    candidates = {u.id for u in committee_candidates(db, org)}
+    if not fields.committee_ids <= candidates:
+        errors["committee"] = N_("Only staff with the election committee role can certify.")
+    if not 1 <= fields.signatures_required <= 20:
+        errors["signatures_required"] = N_("Enter a number from 1 to 20.")
+    elif fields.committee_ids and fields.signatures_required > len(fields.committee_ids):
+        errors["signatures_required"] = N_(
+            "More signatures are required than there are committee members."
+        )
+    if fields.second_factor == SecondFactor.POSTAL_CODE and fields.mail_letters:
+        errors["second_factor"] = N_(
+            "The postal code shows through a letter's envelope window: choose another second "
+            "factor when letters are mailed."
+        )
+    quorum = fields.threshold.quorum_percent
+    if quorum is not None and not 1 <= quorum <= 100:
+        errors["quorum_percent"] = N_("Enter a percentage from 1 to 100, or leave it empty.")
+    return errors
+
+
+def update_vote(
+    db: Session, org: Organization, vote: Vote, *, actor: StaffUser, fields: VoteFields
+) -> None:
+    """Save the set-up of a draft: all of it, or nothing (every problem reported at once)."""
+    _require(vote, VoteStatus.DRAFT)
+    errors = check_fields(db, org, vote, fields)
+    if errors:
+        raise VoteInvalid(errors)
+    vote.title = fields.title
+    vote.question = {lang: fields.question[lang] for lang in vote.languages}
+    vote.opens_at = fields.opens_at
+    vote.closes_at = fields.closes_at
+    vote.cutoff = fields.cutoff
+    vote.eligibility = {
+        "units": sorted(str(u) for u in fields.unit_ids),
+        "membership": sorted(fields.membership),
+        "good_standing": fields.good_standing,
+        "employment": sorted(fields.employment),
+        "joined_days_before": fields.joined_days_before,
+    }
+    vote.tally_grouping = fields.tally_grouping
+    vote.threshold = fields.threshold.stored()
+    vote.signatures_required = fields.signatures_required
+    vote.second_factor = fields.second_factor
+    vote.mail_letters = fields.mail_letters
+    vote.updated_at = utcnow()
+    if vote.kind == VoteKind.RATIFICATION:
+        for option, labels in zip(vote.options, fields.options, strict=True):
+            option.labels = {lang: labels[lang] for lang in vote.languages}
+    else:
+        vote.options.clear()
+        db.flush()  # the old options go before new ones take their keys
+        for position, labels in enumerate(fields.options):
+            vote.options.append(
+                VoteOption(
+                    vote_id=vote.id,
+                    position=position,
+                    key=str(position + 1),
+                    labels={lang: labels[lang] for lang in vote.languages},
+                )
+            )
+    current = {
+        m.user_id: m
+        for m in db.scalars(select(CommitteeMember).where(CommitteeMember.vote_id == vote.id))
+    }
+    for user_id, member in current.items():
+        if user_id not in fields.committee_ids:
+            db.delete(member)
+    for user_id in fields.committee_ids - set(current):
+        db.add(CommitteeMember(vote_id=vote.id, user_id=user_id))
+    db.flush()
+    audit.record(
+        db,
+        organization=org,
+        actor=actor,
+        action="vote.updated",
+        object_type="vote",
+        object_id=vote.id,
+        data=describe(vote, sorted(str(u) for u in fields.committee_ids)),
+    )
+
+
+def describe(vote: Vote, committee: list[str]) -> dict[str, Any]:
+    """The set-up as the audit log keeps it."""
+    return {
+        "title": vote.title,
+        "question": vote.question,
+        "options": [{"key": o.key, "labels": o.labels} for o in vote.options],
+        "opens_at": vote.opens_at.isoformat() if vote.opens_at else None,
+        "closes_at": vote.closes_at.isoformat() if vote.closes_at else None,
+        "cutoff": vote.cutoff.isoformat() if vote.cutoff else None,
+        "eligibility": vote.eligibility,
+        "tally_grouping": vote.tally_grouping.value,
+        "threshold": vote.threshold,
+        "committee": committee,
+        "signatures_required": vote.signatures_required,
+        "second_factor": vote.second_factor.value,
+        "mail_letters": vote.mail_letters,
+    }
+
+
+def save_document(
+    db: Session,
+    org: Organization,
+    vote: Vote,
+    *,
+    actor: StaffUser,
+    language: str,
+    summary: str,
+    pdf: bytes | None,
+    pdf_name: str = "",
+) -> VoteDocument:
+    """The summary (always) and, when one is sent, a new full-text PDF for one language."""
+    _require(vote, VoteStatus.DRAFT)
+    if language not in vote.languages:
+        raise NotFound()
+    text = documents.check_summary(summary)
+    if pdf is not None:
+        documents.check_pdf(pdf)
+    document = documents_of(db, vote).get(language)
+    if document is None:
+        document = VoteDocument(vote_id=vote.id, language=language)
+        db.add(document)
+    document.summary_markdown = text
+    document.summary_html = documents.render_summary(text)
+    data: dict[str, Any] = {"language": language, "summary_chars": len(text)}
+    if pdf is not None:
+        document.full_text = pdf
+        document.full_text_name = pdf_name[:255]
+        document.full_text_size = len(pdf)
+        document.full_text_digest = hashlib.sha256(pdf).hexdigest()
+        data.update(full_text_sha256=document.full_text_digest, full_text_bytes=len(pdf))
+    document.updated_at = utcnow()
+    db.flush()
+    audit.record(
+        db,
+        organization=org,
+        actor=actor,
+        action="vote.document_saved",
+        object_type="vote",
+        object_id=vote.id,
+        data=data,
+    )
+    return document
+
+
+# -- the status machine ------------------------------------------------------------------------
+
+
+def schedule(
+    db: Session, org: Organization, vote: Vote, *, actor: StaffUser, secret_key: str
+) -> None:
+    """Fix the set-up and freeze the voter list; the vote then opens by itself."""
+    from ratify.votes import voters
+
+    _require(vote, VoteStatus.DRAFT)
+    missing = missing_for_scheduling(db, vote)
+    if missing:
+        raise BadRequest(missing[0])
+    assert vote.closes_at is not None
+    now = utcnow()
+    if vote.closes_at <= now:
+        raise BadRequest(N_("The window has already closed: set a later closing time."))
+    summary = voters.freeze(db, org, vote, secret_key=secret_key)
+    if _move(db, vote, VoteStatus.DRAFT, VoteStatus.SCHEDULED, scheduled_at=now) != 1:
+        raise Conflict()
+    audit.record(
+        db,
+        organization=org,
+        actor=actor,
+        action="vote.scheduled",
+        object_type="vote",
+        object_id=vote.id,
+        data={
+            **describe(vote, [str(u.id) for u in committee_of(db, vote)]),
+            **summary,
+        },
+    )
+
+
+def unschedule(db: Session, org: Organization, vote: Vote, *, actor: StaffUser) -> None:
+    """Back to draft before opening: the frozen list is dropped (it is frozen again later)."""
+    from ratify.votes import voters
+
+    _require(vote, VoteStatus.SCHEDULED)
+    voters.drop(db, vote)
+    if _move(db, vote, VoteStatus.SCHEDULED, VoteStatus.DRAFT, scheduled_at=None) != 1:
+        raise Conflict()
+    audit.record(
+        db,
+        organization=org,
+        actor=actor,
+        action="vote.unscheduled",
+        object_type="vote",
+        object_id=vote.id,
+    )
+
+
+def _move(db: Session, vote: Vote, before: VoteStatus, after: VoteStatus, **values: Any) -> int:
+    """A conditional update, so that of two processes moving one vote only one does (and
+    records it)."""
+    result = db.execute(
+        update(Vote)
+        .where(Vote.id == vote.id, Vote.status == before)
+        .values(status=after, **values)
+        .execution_options(synchronize_session=False)
+    )
+    moved = int(getattr(result, "rowcount", 0))
+    if moved:
+        vote.status = after
+        for name, value in values.items():
+            setattr(vote, name, value)
+    return moved
+
+
+def advance(db: Session, org: Organization, vote: Vote, now: datetime | None = None) -> None:
+    """Open or close the vote when its window's edge has passed. Run by the worker's tick and
+    at the start of each request to the vote's pages, so no page shows a stale status."""
+    from ratify.votes import voters
+
+    now = now or utcnow()
+    if (
+        vote.status == VoteStatus.SCHEDULED
+        and vote.opens_at is not None
+        and vote.opens_at <= now
+        and _move(db, vote, VoteStatus.SCHEDULED, VoteStatus.OPEN, opened_at=now) == 1
+    ):
+        summary = voters.at_opening(db, vote)
+        audit.record(
+            db,
+            organization=org,
+            actor=None,
+            action="vote.opened",
+            object_type="vote",
+            object_id=vote.id,
+            data=summary,
+        )
+    if (
+        vote.status == VoteStatus.OPEN
+        and vote.closes_at is not None
+        and vote.closes_at <= now
+        and _move(db, vote, VoteStatus.OPEN, VoteStatus.CLOSED, closed_at=now) == 1
+    ):
+        audit.record(
+            db,
+            organization=org,
+            actor=None,
+            action="vote.closed",
+            object_type="vote",
+            object_id=vote.id,
+            data={"closes_at": vote.closes_at.isoformat()},
+        )
+
+
+def advance_due(db: Session, now: datetime | None = None) -> int:
+    """Every vote whose window edge has passed, across organizations (the worker's tick)."""
+    now = now or utcnow()
+    stmt = (
+        select(Vote, Organization)
+        .join(Organization, Organization.id == Vote.organization_id)
+        .where(
+            or_(
+                (Vote.status == VoteStatus.SCHEDULED) & (Vote.opens_at <= now),
+                (Vote.status == VoteStatus.OPEN) & (Vote.closes_at <= now),
+            )
+        )
+        .options(selectinload(Vote.options))
+    )
+    moved = 0
+    for vote, org in db.execute(stmt).all():
+        advance(db, org, vote, now)
+        moved += 1
+    return moved
+
+
+def extend(
+    db: Session,
+    org: Organization,
+    vote: Vote,
+    *,
+    actor: StaffUser,
+    closes_at: datetime | None,
+    reason: str,
+) -> None:
+    """A later close for an open vote (after an outage, say): an administrator's decision,
+    with the reason in the audit log."""
+    _require(vote, VoteStatus.OPEN)
+    assert vote.closes_at is not None and vote.opens_at is not None
+    errors: dict[str, str] = {}
+    if closes_at is None:
+        errors["closes"] = N_("Enter when the vote closes.")
+    elif closes_at <= vote.closes_at:
+        errors["closes"] = N_("An extension closes the vote later than now planned.")
+    elif closes_at - vote.opens_at > MAX_WINDOW:
+        errors["closes"] = N_("A vote can stay open for at most 90 days.")
+    if not reason.strip():
+        errors["reason"] = N_("Say why the window is extended.")
+    elif len(reason) > 1000:
+        errors["reason"] = N_("Use at most 1000 characters.")
+    if errors:
+        raise VoteInvalid(errors)
+    assert closes_at is not None
+    before = vote.closes_at
+    vote.closes_at = closes_at
+    db.flush()
+    audit.record(
+        db,
+        organization=org,
+        actor=actor,
+        action="vote.extended",
+        object_type="vote",
+        object_id=vote.id,
+        data={
+            "closes_at_before": before.isoformat(),
+            "closes_at": closes_at.isoformat(),
+            "reason": reason.strip(),
+        },
+    )
+
+
+# -- what members see --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BallotOption:
+    key: str
+    label: str
+
+
+@dataclass(frozen=True)
+class Ballot:
+    """One language's ballot, as the member's page and the staff preview both show it."""
+
+    vote_id: uuid.UUID
+    title: str
+    kind: VoteKind
+    language: str
+    question: str
+    options: list[BallotOption]
+    summary_html: str
+    has_full_text: bool
+    closes_at: datetime | None
+
+    def option(self, key: str) -> BallotOption | None:
+        return next((o for o in self.options if o.key == key), None)
+
+
+def ballot(db: Session, vote: Vote, language: str) -> Ballot:
+    if language not in vote.languages:
+        raise NotFound()
+    document = documents_of(db, vote).get(language)
+    return Ballot(
+        vote_id=vote.id,
+        title=vote.title,
+        kind=vote.kind,
+        language=language,
+        question=vote.question.get(language, ""),
+        options=[BallotOption(o.key, o.labels.get(language, "")) for o in vote.options],
+        summary_html=document.summary_html if document else "",
+        has_full_text=bool(document and document.full_text_size),
+        closes_at=vote.closes_at,
+    )
+
+
+def unit_codes(db: Session, org: Organization, unit_ids: list[str]) -> list[str]:
+    ids = [uuid.UUID(u) for u in unit_ids]
+    stmt = select(BargainingUnit.code).where(
+        BargainingUnit.organization_id == org.id, BargainingUnit.id.in_(ids)
+    )
+    return sorted(db.scalars(stmt))

@@ -1,0 +1,443 @@
+"""The frozen voter list: the eligibility rule evaluated once, at scheduling, and stored as one
+Voter row per member it considered (eligible, or excluded with the rule's reason). Later roster
+changes do not move it; staff exclude (until opening) or add challenged voters by hand, each
+audited. Its fingerprint is a SHA-256 of the sorted member numbers and groups."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy.orm import Session
+
+from ratify.accounts.models import StaffUser
+from ratify.audit import services as audit
+from ratify.db import bulk_insert, utcnow
+from ratify.errors import N_, BadRequest, Conflict
+from ratify.orgs.models import Organization
+from ratify.rosters import eligibility as elig
+from ratify.rosters import queries as roster_queries
+from ratify.rosters.models import Member
+from ratify.votes import factors
+from ratify.votes.models import (
+    SecondFactor,
+    TallyGrouping,
+    Vote,
+    Voter,
+    VoterStatus,
+    VoteStatus,
+)
+
+AGGREGATE_GROUP = "all"
+SMALL_GROUP = 5  # DESIGN.md §4 rule 6: fewer voters than this in a group leaks choices
+VOTING = (VoterStatus.ELIGIBLE, VoterStatus.CHALLENGED)
+
+
+def _factor_data(db: Session, member_ids: list[uuid.UUID]) -> dict[uuid.UUID, tuple[Any, str]]:
+    """Member -> (birth date, postal code), read in chunks as plain rows."""
+    found: dict[uuid.UUID, tuple[Any, str]] = {}
+    for start in range(0, len(member_ids), 5000):
+        stmt = select(Member.id, Member.birth_date, Member.postal_code).where(
+            Member.id.in_(member_ids[start : start + 5000])
+        )
+        found.update((m, (b, p)) for m, b, p in db.execute(stmt).all())
+    return found
+
+
+def _answer(
+    secret_key: str,
+    voter_id: uuid.UUID,
+    factor: SecondFactor,
+    number: str,
+    data: tuple[Any, str] | None,
+) -> tuple[SecondFactor | None, str | None]:
+    """(factor, check value) for one voter; (None, None) when the roster lacks the data."""
+    if factor == SecondFactor.NONE:
+        return SecondFactor.NONE, None
+    birth, postal = data or (None, "")
+    value = factors.member_value(factor, number, birth, postal)
+    if not value:
+        return None, None
+    return factor, factors.check_value(secret_key, voter_id, value)
+
+
+def freeze(db: Session, org: Organization, vote: Vote, *, secret_key: str) -> dict[str, Any]:
+    """Evaluate the vote's rule once and store everyone it considered. Bulk-inserted (COPY on
+    PostgreSQL), so a 300,000-member roster freezes in seconds."""
+    from ratify.votes.services import rule_of
+
+    rule = rule_of(vote)
+    assert rule is not None
+    preview = elig.evaluate(db, org, rule)
+    needs_data = vote.second_factor in (SecondFactor.BIRTH_YEAR, SecondFactor.POSTAL_CODE)
+    data = (
+        _factor_data(db, [d.member_id for d in preview.decisions if d.eligible])
+        if needs_data
+        else {}
+    )
+    now = utcnow()
+    rows: list[dict[str, Any]] = []
+    for d in preview.decisions:
+        voter_id = uuid.uuid4()
+        if vote.tally_grouping == TallyGrouping.PER_UNIT and d.units:
+            group = d.units[0]  # in two of the vote's units: the first by code
+        else:
+            group = AGGREGATE_GROUP
+        factor: SecondFactor | None = None
+        check: str | None = None
+        if d.eligible:
+            factor, check = _answer(
+                secret_key, voter_id, vote.second_factor, d.member_number, data.get(d.member_id)
+            )
+        rows.append(
+            {
+                "id": voter_id,
+                "vote_id": vote.id,
+                "member_id": d.member_id,
+                "member_number": d.member_number,
+                "tally_group": group,
+                "status": VoterStatus.ELIGIBLE if d.eligible else VoterStatus.EXCLUDED,
+                "reason": "" if d.eligible else d.reasons[0],
+                "factor": factor,
+                "factor_check": check,
+                "credential_issue": 1,
+                "has_voted": False,
+                "voted_hour": None,
+                "channel": None,
+                "added_at": now,
+            }
+        )
+    bulk_insert(db, Voter, rows)
+    refresh_fingerprint(db, vote)
+    counts = summarize(db, vote)
+    return {
+        "fingerprint": vote.voter_fingerprint,
+        "eligible": counts.eligible,
+        "excluded": counts.excluded,
+        "missing_second_factor": counts.missing_factor,
+    }
+
+
+def drop(db: Session, vote: Vote) -> None:
+    db.execute(delete(Voter).where(Voter.vote_id == vote.id))
+    vote.voter_fingerprint = None
+    db.flush()
+
+
+def fingerprint(db: Session, vote: Vote) -> str:
+    """SHA-256 over "member number TAB group" lines of the eligible voters, sorted in Python
+    (the two databases would sort text differently)."""
+    stmt = select(Voter.member_number, Voter.tally_group).where(
+        Voter.vote_id == vote.id, Voter.status == VoterStatus.ELIGIBLE
+    )
+    lines = sorted(f"{number}\t{group}\n" for number, group in db.execute(stmt).all())
+    digest = hashlib.sha256()
+    for line in lines:
+        digest.update(line.encode())
+    return digest.hexdigest()
+
+
+def refresh_fingerprint(db: Session, vote: Vote) -> None:
+    vote.voter_fingerprint = fingerprint(db, vote)
+    db.flush()
+
+
+@dataclass(frozen=True)
+class ListSummary:
+    eligible: int
+    excluded: int
+    challenged: int
+    missing_factor: int  # eligible or challenged, lacking the data of their factor
+    by_factor: dict[str, int]  # factor value -> voters answering it
+    groups: dict[str, int]  # tally group -> eligible and challenged voters
+
+    @property
+    def small_groups(self) -> dict[str, int]:
+        return {g: n for g, n in self.groups.items() if n < SMALL_GROUP}
+
+
+def summarize(db: Session, vote: Vote) -> ListSummary:
+    stmt = (
+        select(Voter.status, Voter.tally_group, Voter.factor, func.count())
+        .where(Voter.vote_id == vote.id)
+        .group_by(Voter.status, Voter.tally_group, Voter.factor)
+    )
+    status: Counter[str] = Counter()
+    groups: Counter[str] = Counter()
+    by_factor: Counter[str] = Counter()
+    missing = 0
+    for st, group, factor, n in db.execute(stmt).all():
+        status[st.value] += n
+        if st in VOTING:
+            groups[group] += n
+            if factor is None:
+                missing += n
+            else:
+                by_factor[factor.value] += n
+    return ListSummary(
+        eligible=status[VoterStatus.ELIGIBLE.value],
+        excluded=status[VoterStatus.EXCLUDED.value],
+        challenged=status[VoterStatus.CHALLENGED.value],
+        missing_factor=missing,
+        by_factor=dict(by_factor),
+        groups=dict(sorted(groups.items())),
+    )
+
+
+@dataclass(frozen=True)
+class VoterRow:
+    voter: Voter
+    name: str
+
+
+@dataclass(frozen=True)
+class VoterPage:
+    rows: list[VoterRow]
+    total: int
+    page: int
+    per_page: int
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.total // self.per_page))
+
+
+def search(
+    db: Session,
+    vote: Vote,
+    query: str = "",
+    *,
+    status: VoterStatus | None = None,
+    missing_factor: bool = False,
+    page: int = 1,
+    per_page: int = 50,
+) -> VoterPage:
+    """The list by member number, searchable by exact member number or the start of a name;
+    each branch uses an index, so it stays quick at 300,000 voters."""
+    stmt = (
+        select(Voter, Member.first_name, Member.last_name)
+        .join(Member, Member.id == Voter.member_id)
+        .where(Voter.vote_id == vote.id)
+    )
+    if status is not None:
+        stmt = stmt.where(Voter.status == status)
+    if missing_factor:
+        stmt = stmt.where(Voter.status.in_(VOTING), Voter.factor.is_(None))
+    query = query.strip()
+    if query:
+        escaped = query.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        stmt = stmt.where(
+            or_(
+                Voter.member_number == query,
+                Member.sort_name.like(f"{escaped}%", escape="\\"),
+            )
+        )
+    total = db.execute(select(func.count()).select_from(stmt.subquery())).scalar_one()
+    page = max(1, min(page, max(1, -(-total // per_page))))
+    rows = db.execute(
+        stmt.order_by(Voter.member_number, Voter.id).limit(per_page).offset((page - 1) * per_page)
+    ).all()
+    return VoterPage(
+        [VoterRow(v, f"{last}, {first}".strip(", ")) for v, first, last in rows],
+        total,
+        page,
+        per_page,
+    )
+
+
+def _voter(db: Session, vote: Vote, member_number: str) -> Voter | None:
+    stmt = select(Voter).where(Voter.vote_id == vote.id, Voter.member_number == member_number)
+    return db.scalars(stmt).first()
+
+
+def _check_reason(reason: str) -> str:
+    reason = reason.strip()
+    if not reason:
+        raise BadRequest(N_("Give the reason."))
+    if len(reason) > 500:
+        raise BadRequest(N_("Use at most 500 characters."))
+    return reason
+
+
+def exclude(
+    db: Session,
+    org: Organization,
+    vote: Vote,
+    *,
+    actor: StaffUser,
+    member_number: str,
+    reason: str,
+) -> Voter:
+    """Take a voter off the list, with the reason, until the vote opens."""
+    if vote.status != VoteStatus.SCHEDULED:
+        raise Conflict(N_("Voters can be excluded only between scheduling and opening."))
+    reason = _check_reason(reason)
+    voter = _voter(db, vote, member_number.strip())
+    if voter is None or voter.status not in VOTING:
+        raise BadRequest(N_("No voter on this list has that member number."))
+    voter.status = VoterStatus.EXCLUDED
+    voter.reason = reason
+    db.flush()
+    refresh_fingerprint(db, vote)
+    audit.record(
+        db,
+        organization=org,
+        actor=actor,
+        action="voter.excluded",
+        object_type="vote",
+        object_id=vote.id,
+        member_id=voter.member_id,
+        data={"reason": reason, "fingerprint": vote.voter_fingerprint},
+    )
+    return voter
+
+
+def challenge(
+    db: Session,
+    org: Organization,
+    vote: Vote,
+    *,
+    actor: StaffUser,
+    member_number: str,
+    reason: str,
+    group: str,
+    secret_key: str,
+) -> Voter:
+    """Add a member who says they belong on the list, as challenged: their ballot will be a
+    sealed envelope decided by the committee (issue 6)."""
+    if vote.status not in (VoteStatus.SCHEDULED, VoteStatus.OPEN):
+        raise Conflict(N_("Challenged voters can be added between scheduling and the close."))
+    reason = _check_reason(reason)
+    number = member_number.strip()
+    member_id = roster_queries.member_ids(db, org, [number]).get(number)
+    if member_id is None:
+        raise BadRequest(N_("No member has these member numbers: %(numbers)s"), numbers=number)
+    groups = {AGGREGATE_GROUP}
+    if vote.tally_grouping == TallyGrouping.PER_UNIT:
+        from ratify.votes.services import unit_codes
+
+        groups = set(unit_codes(db, org, (vote.eligibility or {}).get("units", [])))
+    else:
+        group = AGGREGATE_GROUP
+    if group not in groups:
+        raise BadRequest(N_("Choose the bargaining unit the voter would vote in."))
+    voter = _voter(db, vote, number)
+    if voter is not None and voter.status in VOTING:
+        raise BadRequest(N_("This member is already on the list."))
+    if voter is None:
+        voter = Voter(
+            id=uuid.uuid4(),
+            vote_id=vote.id,
+            member_id=member_id,
+            member_number=number,
+            credential_issue=1,
+            has_voted=False,
+        )
+        db.add(voter)
+    data = _factor_data(db, [member_id]).get(member_id)
+    factor, check = _answer(secret_key, voter.id, vote.second_factor, number, data)
+    if factor is None and vote.status == VoteStatus.OPEN:
+        factor = SecondFactor.NONE  # no time left to choose another: counted as none
+    voter.status = VoterStatus.CHALLENGED
+    voter.reason = reason
+    voter.tally_group = group
+    voter.factor = factor
+    voter.factor_check = check
+    db.flush()
+    audit.record(
+        db,
+        organization=org,
+        actor=actor,
+        action="voter.challenged",
+        object_type="vote",
+        object_id=vote.id,
+        member_id=member_id,
+        data={
+            "reason": reason,
+            "group": group,
+            "second_factor": factor.value if factor else "missing",
+        },
+    )
+    return voter
+
+
+def use_fallback_factor(
+    db: Session,
+    org: Organization,
+    vote: Vote,
+    *,
+    actor: StaffUser,
+    factor: SecondFactor,
+    secret_key: str,
+) -> dict[str, int]:
+    """For the voters whose roster lacks the data of the vote's factor: another factor (for
+    those who have its data) or none. Returns how many changed and how many still lack."""
+    if vote.status != VoteStatus.SCHEDULED:
+        raise Conflict(N_("The second factor can be changed only between scheduling and opening."))
+    if factor == SecondFactor.POSTAL_CODE and vote.mail_letters:
+        raise BadRequest(
+            N_(
+                "The postal code shows through a letter's envelope window: choose another second "
+                "factor when letters are mailed."
+            )
+        )
+    lacking = select(Voter.id).where(
+        Voter.vote_id == vote.id, Voter.status.in_(VOTING), Voter.factor.is_(None)
+    )
+    if factor == SecondFactor.NONE:
+        result = db.execute(
+            update(Voter)
+            .where(Voter.id.in_(lacking))
+            .values(factor=SecondFactor.NONE, factor_check=None)
+            .execution_options(synchronize_session=False)
+        )
+        changed = int(getattr(result, "rowcount", 0))
+    else:
+        rows = db.execute(
+            select(Voter.id, Voter.member_id, Voter.member_number).where(Voter.id.in_(lacking))
+        ).all()
+        data = _factor_data(db, [r.member_id for r in rows])
+        updates = []
+        for voter_id, member_id, number in rows:
+            chosen, check = _answer(secret_key, voter_id, factor, number, data.get(member_id))
+            if chosen is not None:
+                updates.append({"id": voter_id, "factor": chosen, "factor_check": check})
+        if updates:
+            db.execute(update(Voter), updates)
+        changed = len(updates)
+    db.expire_all()
+    still = summarize(db, vote).missing_factor
+    audit.record(
+        db,
+        organization=org,
+        actor=actor,
+        action="vote.second_factor_fallback",
+        object_type="vote",
+        object_id=vote.id,
+        data={"second_factor": factor.value, "changed": changed, "still_missing": still},
+    )
+    return {"changed": changed, "still_missing": still}
+
+
+def at_opening(db: Session, vote: Vote) -> dict[str, Any]:
+    """The list as it opens (for the audit log). Voters still lacking their factor's data
+    answer none: they are counted here, and on the certificate."""
+    result = db.execute(
+        update(Voter)
+        .where(Voter.vote_id == vote.id, Voter.status.in_(VOTING), Voter.factor.is_(None))
+        .values(factor=SecondFactor.NONE)
+        .execution_options(synchronize_session=False)
+    )
+    counts = summarize(db, vote)
+    return {
+        "fingerprint": vote.voter_fingerprint,
+        "eligible": counts.eligible,
+        "challenged": counts.challenged,
+        "no_second_factor": counts.by_factor.get(SecondFactor.NONE.value, 0),
+        "defaulted_to_none": int(getattr(result, "rowcount", 0)),
+        "small_groups": sorted(counts.small_groups),
+    }
