@@ -359,7 +359,8 @@ def check_rows(
     for offset, rows in _slices(roster.iter_rows(), PROGRESS_EVERY):
         if progress is not None and offset:
             progress(offset)
-        joined.add(checker(offset, rows))
+        same, rest = checker.split_same(offset, rows)
+        joined.add(same, checker(rest))
     return joined.result()
 
 
@@ -419,24 +420,31 @@ class _Joined:
         self.same: list[tuple[str, str | None]] = []
         self.numbers: set[str] = set()
 
-    def add(self, part: _Checked) -> None:
-        repeated = {row for row, number in part.seen if number in self.numbers}
-        self.numbers.update(number for _, number in part.seen)
+    def add(self, *parts: _Checked) -> None:
+        """The parts of the next slice of rows (its rows the same as stored, and the rest),
+        taken in row order."""
+        seen = sorted(entry for part in parts for entry in part.seen)
+        flagged = {
+            error.row for part in parts for error in part.errors if error.message == DUPLICATE
+        }
+        repeated: set[int] = set()
+        for row, number in seen:
+            if number in self.numbers:
+                repeated.add(row)
+            else:
+                self.numbers.add(number)
+        errors = [error for part in parts for error in part.errors]
         if repeated:
-            part.good = [row for row in part.good if row.row not in repeated]
-            part.same = [
+            errors += [RowError(row, self.column, DUPLICATE) for row in repeated - flagged]
+        if len(parts) > 1 or repeated:
+            errors.sort(key=lambda error: error.row)  # stable: a row's own problems come first
+        self.errors += errors
+        for part in parts:
+            self.good += [row for row in part.good if row.row not in repeated]
+            self.same += [
                 same for same, row in zip(part.same, part.same_rows, strict=True)
                 if row not in repeated
             ]  # fmt: skip
-            flagged = {error.row for error in part.errors if error.message == DUPLICATE}
-            part.errors = sorted(
-                [*part.errors,
-                 *(RowError(row, self.column, DUPLICATE) for row in repeated - flagged)],
-                key=lambda error: error.row,  # stable: a row's own problems come first
-            )  # fmt: skip
-        self.good += part.good
-        self.errors += part.errors
-        self.same += part.same
 
     def result(self) -> tuple[list[RosterRow], list[RowError], list[tuple[str, str | None]]]:
         return self.good, self.errors, self.same
@@ -481,32 +489,42 @@ class _RowChecker:
         self.membership_of: dict[str, MembershipStatus | None] = {}
         self.employment_of: dict[str, EmploymentStatus | None] = {}
 
-    def __call__(self, first: int, rows: list[list[str]]) -> _Checked:
+    def split_same(
+        self, first: int, rows: list[list[str]]
+    ) -> tuple[_Checked, list[tuple[int, list[str]]]]:
+        """The rows (the first at offset ``first``) whose text is what is stored, only
+        counted; and the others, with their row numbers, to be checked in full. Cheap, so
+        done where the file is read: a weekly file sends only its changed rows on."""
+        out = _Checked()
+        rest: list[tuple[int, list[str]]] = []
+        same_as_stored = self.same_as_stored
+        at = self.index["member_number"]
+        unit_at = self.index.get("unit")
+        for number, cells in enumerate(rows, first + 2):
+            if same_as_stored is None or not same_as_stored(cells):
+                rest.append((number, cells))
+                continue
+            member_number = sys.intern(cells[at].strip())
+            out.same.append(
+                (member_number, cells[unit_at].strip().upper() if unit_at is not None else None)
+            )
+            out.same_rows.append(number)
+            out.seen.append((number, member_number))
+        return out, rest
+
+    def __call__(self, rows: list[tuple[int, list[str]]]) -> _Checked:
+        """Every check of each (row number, cells)."""
         mapping, index, mapped_at = self.mapping, self.index, self.mapped_at
         membership_of, employment_of = self.membership_of, self.employment_of
-        same_as_stored, unit_codes = self.same_as_stored, self.unit_codes
+        unit_codes = self.unit_codes
         out = _Checked()
-        good, errors, same = out.good, out.errors, out.same
+        good, errors = out.good, out.errors
         seen: dict[str, int] = {}
-        for offset, cells in enumerate(rows, first):
-            number = offset + 2
+        for number, cells in rows:
 
             def cell(name: str, cells: list[str] = cells) -> str:
                 i = index.get(name)
                 return cells[i].strip() if i is not None and i < len(cells) else ""
-
-            if same_as_stored is not None and same_as_stored(cells):
-                member_number = sys.intern(cell("member_number"))
-                if member_number in seen:
-                    errors.append(RowError(number, mapping["member_number"], DUPLICATE))
-                else:
-                    same.append(
-                        (member_number, cell("unit").upper() if "unit" in mapping else None)
-                    )
-                    out.same_rows.append(number)
-                seen[member_number] = number
-                out.seen.append((number, member_number))
-                continue
 
             problems: list[RowError] = []
             values: dict[str, Any] = {}
@@ -590,9 +608,9 @@ def _can_fork() -> bool:
 _forked_checker: _RowChecker | None = None
 
 
-def _check_forked(first: int, rows: list[list[str]]) -> _Checked:
+def _check_forked(rows: list[tuple[int, list[str]]]) -> _Checked:
     assert _forked_checker is not None
-    return _forked_checker(first, rows)
+    return _forked_checker(rows)
 
 
 def _check_in_parallel(
@@ -610,16 +628,17 @@ def _check_in_parallel(
     joined = _Joined(checker.mapping["member_number"])
     try:
         with multiprocessing.get_context("fork").Pool(processes) as pool:
-            pending: deque[tuple[int, AsyncResult[_Checked]]] = deque()
+            pending: deque[tuple[int, _Checked, AsyncResult[_Checked]]] = deque()
 
             def join_first() -> None:
-                end, part = pending.popleft()
-                joined.add(part.get())
+                end, same, checked = pending.popleft()
+                joined.add(same, checked.get())
                 if progress is not None and end < roster.row_count:
                     progress(end)
 
             for first, rows in _slices(roster.iter_rows(), PROGRESS_EVERY):
-                pending.append((first + len(rows), pool.apply_async(_check_forked, (first, rows))))
+                same, rest = checker.split_same(first, rows)
+                pending.append((first + len(rows), same, pool.apply_async(_check_forked, (rest,))))
                 if len(pending) > 2 * processes:
                     join_first()
             while pending:

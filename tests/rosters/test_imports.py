@@ -561,3 +561,51 @@ def test_slices_join_like_one_pass_whatever_the_repeats(numbers: list[str], size
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(imports, "PROGRESS_EVERY", size)
         assert _checked(data) == whole
+
+
+def test_rows_the_same_as_stored_and_changed_rows_join_in_file_order(
+    db: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A weekly file's unchanged rows are counted where the file is read and only the others
+    are checked (by forked processes for a large file): repeats across the two kinds of row
+    are found as in one pass."""
+    org, rn, _ = _org_with_units(db)
+    first = (HEADER + "".join(f"{n},A{n},B{n},,,,member\n" for n in range(1001, 1005))).encode()
+    imports.apply(db, org, _preview(db, org, first, unit=rn), actor_label="t", phone_region="US")
+    weekly = (
+        HEADER
+        + "1001,A1001,B1001,,,,member\n"  # as stored
+        + "1002,Changed,B1002,,,,member\n"
+        + "1001,A1001,B1001,,,,member\n"  # as stored, again: an error
+        + "1005,New,Member,,,,member\n"
+        + "1002,A1002,B1002,,,,member\n"  # as stored, after its changed row: an error
+        + "1003,A1003,B1003,,,,member\n"
+        + "1005,New,Again,,,,member\n"  # new, again: an error
+    ).encode()
+
+    def outcome():  # type: ignore[no-untyped-def]
+        result = _preview(db, org, weekly, unit=rn)
+        return (
+            result.counts(),
+            [(e.row, e.column, e.message) for e in result.errors],
+            [row.fields.member_number for row in result.rows],
+        )
+
+    whole = outcome()
+    assert whole[0] | {"rows": 0} == {
+        "rows": 0, "new": 1, "changed": 1, "leaving": 1, "unchanged": 2, "errors": 3
+    }  # fmt: skip
+    assert [row for row, _, _ in whole[1]] == [4, 6, 8]
+    monkeypatch.setattr(imports, "PROGRESS_EVERY", 2)
+    assert outcome() == whole
+    monkeypatch.setattr(imports, "PARALLEL_FROM", 1)
+    roster = imports.read_roster("weekly.csv", weekly)
+    forked = imports.preview(
+        db, org, roster, mapping=imports.guess_mapping(roster.headers), scope=ImportScope.UNIT,
+        unit=rn, effective=EFFECTIVE, phone_region="US", processes=2,
+    )  # fmt: skip
+    assert (
+        forked.counts(),
+        [(e.row, e.column, e.message) for e in forked.errors],
+        [row.fields.member_number for row in forked.rows],
+    ) == whole
