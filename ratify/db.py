@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import secrets
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from enum import Enum
+from itertools import islice
 from typing import Any, ClassVar
 
 from sqlalchemy import (
@@ -210,20 +211,18 @@ def copy_rows(
     session: Session,
     model: Any,
     columns: list[str],
-    rows: Sequence[Sequence[Any]],
+    rows: Iterable[Sequence[Any]],
     batch: int = 5000,
 ) -> None:
-    """``bulk_insert`` of rows given as value sequences in the order of ``columns``, each
-    value as COPY writes it (no enum members: their values)."""
-    if not rows:
-        return
+    """``bulk_insert`` of rows given as value sequences in the order of ``columns`` (from a
+    generator, say, so they are never all in memory), each value as COPY writes it: enum
+    members as their values; keys as ``uuid.UUID`` or as 32 hex digits."""
     table = getattr(model, "__table__", model)
     if session.get_bind().dialect.name != "postgresql":
-        for start in range(0, len(rows), batch):
-            session.execute(
-                sa_insert(table),
-                [dict(zip(columns, row, strict=True)) for row in rows[start : start + batch]],
-            )
+        keys = [i for i, name in enumerate(columns) if isinstance(table.c[name].type, Uuid)]
+        for chunk in _batched(rows, batch):
+            values = [dict(zip(columns, _as_uuids(row, keys), strict=True)) for row in chunk]
+            session.execute(sa_insert(table), values)
         return
     session.flush()
     names = ", ".join(f'"{table.c[name].name}"' for name in columns)
@@ -232,6 +231,21 @@ def copy_rows(
     with raw.cursor() as cursor, cursor.copy(f'COPY "{table.name}" ({names}) FROM STDIN') as copy:
         for row in rows:
             copy.write_row(row)
+
+
+def _batched(rows: Iterable[Sequence[Any]], size: int) -> Iterator[list[Sequence[Any]]]:
+    iterator = iter(rows)
+    while chunk := list(islice(iterator, size)):
+        yield chunk
+
+
+def _as_uuids(row: Sequence[Any], keys: list[int]) -> list[Any]:
+    """Hex-digit keys as the ``uuid.UUID`` values SQLAlchemy's Uuid type binds."""
+    values = list(row)
+    for i in keys:
+        if isinstance(values[i], str):
+            values[i] = uuid.UUID(hex=values[i])
+    return values
 
 
 def _plain(value: Any) -> Any:

@@ -26,18 +26,13 @@ from typing import Any
 
 from python_calamine import CalamineWorkbook
 from sqlalchemy import (
-    Column,
     ColumnElement,
-    MetaData,
     String,
-    Table,
-    Uuid,
     and_,
     cast,
     delete,
     distinct,
     func,
-    insert,
     literal,
     literal_column,
     select,
@@ -1096,28 +1091,6 @@ LEAVING_SHARE = 0.2  # a file that would take more of its units' members out ask
 ANALYZE_AFTER = 5000  # rows an import adds or changes before the planner's statistics are refreshed
 
 
-def _new_members_table() -> Table:
-    """A scratch table for one import's new members, dropped when the import is done. It holds
-    the keys of every row the import makes (the member, its two first status periods and its
-    unit assignment), each in ascending order down the table (see ``_insert_new_members``)."""
-    member = Member.__table__.c
-    return Table(
-        "import_new_members",
-        MetaData(),
-        # as 32 hex digits (``ascending_uuids``)
-        Column("member_id", Uuid(as_uuid=False)),
-        Column("membership_period_id", Uuid(as_uuid=False)),
-        Column("employment_period_id", Uuid(as_uuid=False)),
-        Column("assignment_id", Uuid(as_uuid=False)),
-        *(Column(name, member[name].type) for name in MemberFields.__dataclass_fields__),
-        Column("sort_name", member["sort_name"].type),
-        Column("membership", String(20)),
-        Column("employment", String(20)),
-        Column("unit_id", Uuid()),
-        prefixes=["TEMPORARY"],
-    )
-
-
 def _insert_new_members(
     db: Session,
     org: Organization,
@@ -1126,106 +1099,77 @@ def _insert_new_members(
     effective: date,
     roster_import: RosterImport,
 ) -> None:
-    """New members in bulk: their rows go into a scratch table (COPY on PostgreSQL, a few
-    thousand at a time, so no second copy of the roster is built), then one INSERT ... SELECT
-    per table makes the members (marked with the import that added them), their first
-    statuses and unit assignments.
+    """New members in bulk: the members (marked with the import that added them), then their
+    first status periods, then their unit assignments, each table in one stream of rows
+    (COPY on PostgreSQL, which stores rows while the next ones are made here, so the two
+    cores work at once; multi-row INSERTs on SQLite).
 
-    Each table's new keys are random (version 4) UUIDs handed out in ascending order, and the
-    scratch table is read in the order it was written: so every index on a member (its key,
-    its periods' and assignment's member_id) and every new key is filled page by page,
-    without a sort. Random keys in random order cost PostgreSQL about 5 µs a row for each
-    index, a third of the whole apply of a first import.
+    Each table's new keys are random (version 4) UUIDs handed out in ascending order, and
+    the rows go in that order: so every index on a key or a member id fills page by page.
+    Random keys in random order cost PostgreSQL about 5 µs a row for each index, a third of
+    the whole apply of a first import, and sorting them there spilled to disk.
 
     The preview already checked every row and that none of these member numbers exists yet."""
     if not result.new:
         return
-    staging = _new_members_table()
-    connection = db.connection()
-    staging.create(connection)
-    names = list(MemberFields.__dataclass_fields__)
     count = len(result.new)
-    keys = zip(
-        ascending_uuids(count),
-        ascending_uuids(count),
-        ascending_uuids(count),
-        ascending_uuids(count),
-        strict=True,
-    )
-    columns = [
-        "member_id",
-        "membership_period_id",
-        "employment_period_id",
-        "assignment_id",
-        *names,
-        "sort_name",
-        "membership",
-        "employment",
-        "unit_id",
-    ]
-    unit_ids = {code: unit.id for code, unit in units.items()}
-    for chunk in _chunks(result.new, BATCH):
-        rows = []
-        for row, ids in zip(chunk, keys, strict=False):
-            target = _target_unit(row, result.scope, result.unit)
-            fields = row.fields
-            rows.append(
-                (
-                    *ids,
-                    *_FIELDS_OF(fields),
-                    rosters.sort_name(fields.first_name, fields.last_name),
-                    (row.membership or MembershipStatus.MEMBER).value,
-                    (row.employment or EmploymentStatus.ACTIVE).value,
-                    unit_ids[target] if target else None,
-                )
-            )
-        copy_rows(db, staging, columns, rows)
-    new = staging.c
+    member_ids = ascending_uuids(count)
+    names = list(MemberFields.__dataclass_fields__)
     now = utcnow()
-    # No ORDER BY: a scratch table just written is read back in the order it was written,
-    # which is each key's order; were it not, the import would only be slower.
-    db.execute(
-        insert(Member).from_select(
-            [
-                "id",
-                "organization_id",
-                *names,
-                "sort_name",
-                "created_at",
-                "updated_at",
-                "added_by_import_id",
-            ],
-            select(
-                new.member_id,
-                literal(org.id, Uuid()),
-                *(new[name] for name in names),
-                new.sort_name,
-                literal(now, Member.__table__.c.created_at.type),
-                literal(now, Member.__table__.c.updated_at.type),
-                literal(roster_import.id, Uuid()),
-            ),
-        )
-    )
-    kind_type = MemberStatusPeriod.__table__.c.kind.type
-    for kind, key, column in (
-        (StatusKind.MEMBERSHIP, new.membership_period_id, new.membership),
-        (StatusKind.EMPLOYMENT, new.employment_period_id, new.employment),
-    ):
-        db.execute(
-            insert(MemberStatusPeriod).from_select(
-                ["id", "member_id", "kind", "status", "start_date"],
-                select(key, new.member_id, literal(kind, kind_type), column, literal(effective)),
+    tail = (now, now, roster_import.id)
+
+    def members() -> Iterator[tuple[Any, ...]]:
+        for row, member_id in zip(result.new, member_ids, strict=True):
+            fields = row.fields
+            yield (
+                member_id,
+                org.id,
+                *_FIELDS_OF(fields),
+                rosters.sort_name(fields.first_name, fields.last_name),
+                *tail,
             )
-        )
-    db.execute(
-        insert(UnitAssignment).from_select(
-            ["id", "member_id", "unit_id", "start_date"],
-            select(new.assignment_id, new.member_id, new.unit_id, literal(effective)).where(
-                new.unit_id.is_not(None)
-            ),
-        )
-    )
-    staging.drop(connection)
+
+    copy_rows(
+        db,
+        Member,
+        ["id", "organization_id", *names, "sort_name", "created_at", "updated_at",
+         "added_by_import_id"],
+        members(),
+    )  # fmt: skip
+    period = ["id", "member_id", "kind", "status", "start_date"]
+    membership, employment = StatusKind.MEMBERSHIP.value, StatusKind.EMPLOYMENT.value
+    copy_rows(
+        db,
+        MemberStatusPeriod,
+        period,
+        (
+            (key, member_id, membership, (row.membership or MembershipStatus.MEMBER).value,
+             effective)
+            for key, member_id, row in zip(ascending_uuids(count), member_ids, result.new,
+                                           strict=True)
+        ),
+    )  # fmt: skip
+    copy_rows(
+        db,
+        MemberStatusPeriod,
+        period,
+        (
+            (key, member_id, employment, (row.employment or EmploymentStatus.ACTIVE).value,
+             effective)
+            for key, member_id, row in zip(ascending_uuids(count), member_ids, result.new,
+                                           strict=True)
+        ),
+    )  # fmt: skip
+    unit_ids = {code: unit.id for code, unit in units.items()}
+
+    def assignments() -> Iterator[tuple[Any, ...]]:
+        keys = iter(ascending_uuids(count))
+        for member_id, row in zip(member_ids, result.new, strict=True):
+            target = _target_unit(row, result.scope, result.unit)
+            if target:
+                yield next(keys), member_id, unit_ids[target], effective
+
+    copy_rows(db, UnitAssignment, ["id", "member_id", "unit_id", "start_date"], assignments())
 
 
 def _update_changed_members(
