@@ -813,12 +813,12 @@ def preview(
         if len(cells) < width:
             return False
         picked = pick(cells)
-        if any(SEPARATOR in cell for cell in picked):
-            return False  # it could make two different rows' fingerprints agree
         number = picked[0]
         stored = members.get(number)
         if stored is None:
             return False
+        if SEPARATOR in "".join(picked[1:end]):
+            return False  # it could make two different rows' fingerprints agree
         status: list[str] = []
         for j, (_, words_) in enumerate(statuses):
             raw = picked[end + j]
