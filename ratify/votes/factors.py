@@ -3,8 +3,10 @@ freeze and at casting, kept only as a keyed hash (DESIGN.md §4 rule 4)."""
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import uuid
+from collections.abc import Callable
 from datetime import date
 
 from ratify.errors import N_
@@ -49,6 +51,16 @@ def check_value(secret_key: str, voter_id: uuid.UUID, normalized: str) -> str:
     """A keyed hash of one voter's answer. The voter's id is in it, so two voters born the
     same year do not share a value."""
     return keyed_digest(secret_key, PURPOSE, f"{voter_id}:{normalized}")
+
+
+def checker(secret_key: str) -> Callable[[uuid.UUID, str], str]:
+    """``check_value`` with its key derived once, for a whole list (300,000 voters)."""
+    key = hmac.new(secret_key.encode(), PURPOSE.encode(), hashlib.sha256).digest()
+
+    def check(voter_id: uuid.UUID, normalized: str) -> str:
+        return hmac.new(key, f"{voter_id}:{normalized}".encode(), hashlib.sha256).hexdigest()
+
+    return check
 
 
 def matches(

@@ -17,6 +17,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import Mapped, deferred, mapped_column, relationship
 
@@ -158,11 +159,10 @@ class Voter(UUIDPrimaryKey, Base):
     only to the hour (DESIGN.md §4 rule 1). The second factor is kept only as a keyed hash."""
 
     __tablename__ = "voters"
-    __table_args__ = (
-        UniqueConstraint("vote_id", "member_id"),
-        Index("ix_voters_vote_id_member_number", "vote_id", "member_number"),
-        Index("ix_voters_vote_id_status_tally_group", "vote_id", "status", "tally_group"),
-    )
+    # One index per purpose, no more: each costs seconds when 300,000 voters are frozen.
+    # Member numbers are unique in an organization (so this also keeps a member on a list
+    # once); the list is read and paged in this order, and counted by vote through it.
+    __table_args__ = (UniqueConstraint("vote_id", "member_number"),)
 
     vote_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("votes.id"))
     member_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("members.id"), index=True)
@@ -175,8 +175,8 @@ class Voter(UUIDPrimaryKey, Base):
     # its data, or none; null while their data is missing and nobody has chosen yet.
     factor: Mapped[SecondFactor | None] = mapped_column(_enum(SecondFactor))
     factor_check: Mapped[str | None] = mapped_column(String(64))
-    credential_issue: Mapped[int] = mapped_column(default=1)
-    has_voted: Mapped[bool] = mapped_column(default=False)
+    # Server defaults: the freeze copies in only what differs between voters.
+    credential_issue: Mapped[int] = mapped_column(default=1, server_default="1")
+    has_voted: Mapped[bool] = mapped_column(default=False, server_default=false())
     voted_hour: Mapped[datetime | None]
     channel: Mapped[Channel | None] = mapped_column(_enum(Channel, 10))
-    added_at: Mapped[datetime] = mapped_column(default=utcnow)

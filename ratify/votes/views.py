@@ -435,12 +435,11 @@ def _voter_action(ctx: ViewContext, action: str) -> Response:
         if exc.status_code == 409:
             raise
         errors = getattr(exc, "errors", None) or {action: exc.message}
-        return vote_detail(
-            ctx,
-            exc.status_code,
-            errors={k: ctx.gettext(v, **exc.params) for k, v in errors.items()},
-            vote=vote,
-        )
+        translated = {k: ctx.gettext(v, **exc.params) for k, v in errors.items()}
+        # Also at the top: the form that failed may no longer be shown (nobody lacks a
+        # second factor any more, say).
+        problem = next(iter(translated.values()))
+        return vote_detail(ctx, exc.status_code, problem, errors=translated, vote=vote)
     return ctx.redirect(ctx.org_url("vote_detail", vote_id=vote.id) + "#voter-list")
 
 
