@@ -4,6 +4,8 @@ reaches a member's page."""
 
 from __future__ import annotations
 
+import re
+
 import nh3
 from markdown_it import MarkdownIt
 
@@ -23,13 +25,17 @@ _TAGS = {
 _ATTRIBUTES = {"a": {"href", "title"}, "ol": {"start"}, "th": {"align"}, "td": {"align"}}
 
 
+_HEADING = re.compile(r"<(/?)h([1-6])>")
+
+
 def render_summary(markdown: str) -> str:
-    """Sanitized HTML for a summary. Headings are shifted down two levels: the ballot page
-    owns its h1 and h2."""
+    """Sanitized HTML for a summary. Its headings start at h3 (whether written # or ##), in
+    order: the ballot page owns its h1 and h2, and screen readers navigate by level."""
     html = _MARKDOWN.render(markdown)
-    for level in (4, 3, 2, 1):
-        html = html.replace(f"<h{level}>", f"<h{min(level + 2, 6)}>")
-        html = html.replace(f"</h{level}>", f"</h{min(level + 2, 6)}>")
+    levels = [int(level) for _, level in _HEADING.findall(html)]
+    if levels:
+        shift = 3 - min(levels)
+        html = _HEADING.sub(lambda m: f"<{m[1]}h{min(int(m[2]) + shift, 6)}>", html)
     return nh3.clean(
         html,
         tags=_TAGS,

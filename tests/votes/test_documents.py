@@ -35,7 +35,7 @@ def test_the_full_text_and_summary_are_saved_and_the_pdf_served_safely(db: Sessi
     assert response.headers["location"] == page + "?saved=es"
     document = db.scalars(select(VoteDocument).where(VoteDocument.vote_id == vote.id)).one()
     assert document.language == "es" and document.full_text_size == len(PDF)
-    assert "<h4>Salarios</h4>" in document.summary_html  # the ballot page owns h1 and h2
+    assert "<h3>Salarios</h3>" in document.summary_html  # the ballot page owns h1 and h2
     pdf = client.get(page + "/es/agreement.pdf")
     assert pdf.status_code == 200 and pdf.content == PDF
     assert pdf.headers["content-type"] == "application/pdf"
@@ -126,7 +126,7 @@ def test_the_ballot_preview_shows_each_language_as_members_see_it(db: Session, c
     assert '<html lang="es">' in page.text
     assert "Question in es?" in page.text
     assert "Sí, acepto el acuerdo" in page.text and "No, rechazo el acuerdo" in page.text
-    assert "<h4>Wages</h4>" in page.text and "4% a year (es)" in page.text
+    assert "<h3>Wages</h3>" in page.text and "4% a year (es)" in page.text
     assert f"/o/{u.org.slug}/votes/{vote.id}/documents/es/agreement.pdf" in page.text
     assert 'name="choice" value="yes"' in page.text
     assert "Revisar mi voto" in page.text  # the button, in Spanish
