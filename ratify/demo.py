@@ -10,7 +10,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ratify.accounts import services as accounts
+from ratify.accounts.models import StaffUser
 from ratify.authz import Role
+from ratify.db import utcnow
 from ratify.orgs.models import Organization, OrgKind
 from ratify.orgs.services import create_organization
 from ratify.rosters.models import BargainingUnit, EmploymentStatus, MembershipStatus, StatusKind
@@ -25,6 +27,8 @@ from ratify.rosters.services import (
 )
 from ratify.security import password_hasher
 from ratify.settings import Settings
+from ratify.votes import services as votes
+from ratify.votes.models import SecondFactor, TallyGrouping, VoteKind
 
 UNION_SLUG = "riverside-nurses"
 COMMUNITY_SLUG = "eastside-tenants"
@@ -90,6 +94,55 @@ def _demo_members(
             assign_unit(db, member, units[1], date(2025, 3, 1))
 
 
+DEMO_SUMMARY = {
+    "en": "## Wages\n\n- 4% in each of the three years\n- Night shift differential up to $3 an hour"
+    "\n\n## Staffing\n\n- Safe staffing ratios on every ward by 2028",
+    "es": "## Salarios\n\n- 4 % en cada uno de los tres años\n- Plus de turno de noche de hasta 3 $"
+    " la hora\n\n## Plantilla\n\n- Proporciones seguras de personal en cada sala para 2028",
+}
+
+
+def _demo_vote(
+    db: Session, union: Organization, units: list[BargainingUnit], staff: StaffUser,
+    committee: StaffUser,
+) -> None:  # fmt: skip
+    """A ratification ready to schedule: opening in a week, for one week."""
+    vote = votes.create_vote(
+        db, union, actor=staff, kind=VoteKind.RATIFICATION,
+        title="2027–2030 contract ratification", languages=["en", "es"],
+    )  # fmt: skip
+    opens = utcnow().replace(minute=0, second=0, microsecond=0) + timedelta(days=7)
+    votes.update_vote(
+        db,
+        union,
+        vote,
+        actor=staff,
+        fields=votes.VoteFields(
+            title=vote.title,
+            question=dict(votes.DEFAULT_QUESTION),
+            options=[dict(o.labels) for o in vote.options],
+            opens_at=opens,
+            closes_at=opens + timedelta(days=7),
+            cutoff=opens.date() - timedelta(days=14),
+            unit_ids=frozenset(u.id for u in units),
+            membership=frozenset({"member"}),
+            good_standing=False,
+            employment=frozenset({"active", "on_leave"}),
+            joined_days_before=None,
+            tally_grouping=TallyGrouping.AGGREGATE,
+            threshold=votes.Threshold(),
+            committee_ids=frozenset({committee.id}),
+            signatures_required=1,
+            second_factor=SecondFactor.MEMBER_LAST4,
+            mail_letters=False,
+        ),
+    )
+    for language, summary in DEMO_SUMMARY.items():
+        votes.save_document(
+            db, union, vote, actor=staff, language=language, summary=summary, pdf=None
+        )
+
+
 def load_demo(db: Session, settings: Settings) -> tuple[bool, list[DemoLogin]]:
     existing = db.execute(select(Organization).where(Organization.slug == UNION_SLUG)).first()
     if existing:
@@ -123,6 +176,7 @@ def load_demo(db: Session, settings: Settings) -> tuple[bool, list[DemoLogin]]:
         default_language="es",
         timezone="America/Los_Angeles",
     )
+    users: dict[str, StaffUser] = {}
     for login in DEMO_LOGINS:
         name = f"Demo {login.role.capitalize()}"
         added = accounts.add_staff(
@@ -135,6 +189,7 @@ def load_demo(db: Session, settings: Settings) -> tuple[bool, list[DemoLogin]]:
             token_max_age=settings.password_token_max_age,
         )
         accounts.set_password(db, hasher, added.role.user, login.password)
+        users[login.role] = added.role.user
         if login.role == "admin":
             accounts.add_staff(
                 db,
@@ -146,4 +201,5 @@ def load_demo(db: Session, settings: Settings) -> tuple[bool, list[DemoLogin]]:
                 token_max_age=settings.password_token_max_age,
             )
     db.flush()
+    _demo_vote(db, union, units, users["staff"], users["committee"])
     return True, DEMO_LOGINS
