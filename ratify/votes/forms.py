@@ -15,6 +15,7 @@ from ratify.votes.services import (
     EMPLOYMENT_CHOICES,
     FRACTIONS,
     MEMBERSHIP_CHOICES,
+    YEARS,
     Threshold,
     VoteFields,
 )
@@ -47,6 +48,8 @@ def parse_local_time(value: str, timezone: str) -> tuple[datetime | None, str | 
         return None, N_("Enter the date and time as YYYY-MM-DD HH:MM.")
     if naive.tzinfo is not None:
         naive = naive.replace(tzinfo=None)
+    if not YEARS[0] <= naive.year <= YEARS[1]:
+        return None, N_("Enter the date and time as YYYY-MM-DD HH:MM.")
     zone = ZoneInfo(timezone)
     moment = naive.replace(tzinfo=zone).astimezone(UTC)
     if moment.astimezone(zone).replace(tzinfo=None) != naive:
@@ -98,7 +101,10 @@ def parse_vote_form(form: FormData | None, vote: Vote, timezone: str) -> VoteFie
     cutoff: date | None = None
     try:
         cutoff = date.fromisoformat(text_field(form, "cutoff"))
+        if not YEARS[0] <= cutoff.year <= YEARS[1]:
+            raise ValueError
     except ValueError:
+        cutoff = None
         errors["cutoff"] = N_("Enter the date as YYYY-MM-DD.")
     joined: int | None = None
     if text_field(form, "joined_days"):

@@ -41,6 +41,9 @@ from ratify.votes.models import (
 
 MIN_OPTIONS, MAX_OPTIONS = 2, 10
 MAX_WINDOW = timedelta(days=90)
+# Dates outside these years are typing mistakes, and near the ends of the calendar a time
+# zone's offset, or the days before a cutoff, would overflow.
+YEARS = (1900, 2200)
 MEMBERSHIP_CHOICES = ("member", "fee_payer", "non_member")
 EMPLOYMENT_CHOICES = ("active", "on_leave", "laid_off", "terminated")
 FRACTIONS = {"1/2": (1, 2), "3/5": (3, 5), "2/3": (2, 3), "3/4": (3, 4)}
@@ -352,7 +355,7 @@ def check_fields(db: Session, org: Organization, vote: Vote, fields: VoteFields)
             errors["opens"] = N_("Enter when the vote opens.")
         if fields.closes_at is None:
             errors["closes"] = N_("Enter when the vote closes.")
-    if fields.cutoff is None:
+    if fields.cutoff is None or not YEARS[0] <= fields.cutoff.year <= YEARS[1]:
         errors.setdefault("cutoff", N_("Enter the date as YYYY-MM-DD."))
     units = {u.id for u in rosters.list_units(db, org)}
     if not fields.unit_ids or not fields.unit_ids <= units:

@@ -132,6 +132,9 @@ def test_the_set_up_form_keeps_times_in_utc_entered_in_the_organizations_zone(
         ({"question_es": ""}, "Write the question."),
         ({"option_1_en": "yes"}, "Two options have the same wording."),
         ({"cutoff": "2026-13-01"}, "Enter the date as YYYY-MM-DD."),
+        ({"cutoff": "0001-01-01", "joined_days": "36500"}, "Enter the date as YYYY-MM-DD."),
+        ({"closes": "9999-12-31T23:59"}, "Enter the date and time as YYYY-MM-DD HH:MM."),
+        ({"opens": "0001-01-01T00:00"}, "Enter the date and time as YYYY-MM-DD HH:MM."),
         ({"quorum_percent": "150"}, "Enter a percentage from 1 to 100"),
     ],
 )
@@ -218,7 +221,7 @@ def test_another_organizations_vote_does_not_exist(db: Session, client) -> None:
         assert client.get(base + path).status_code == 404, path
     token = csrf_from(client, f"/o/{u.org.slug}/votes")
     for path in ["/edit", "/schedule", "/unschedule", "/extend", "/voters/exclude",
-                 "/voters/challenge", "/second-factor"]:  # fmt: skip
+                 "/voters/challenge", "/second-factor", "/documents/en"]:  # fmt: skip
         assert client.post(base + path, data={"csrf_token": token}).status_code == 404, path
     assert client.get(f"/o/{u.org.slug}/votes/not-a-uuid").status_code == 404
     assert votes.get_vote(db, other.org, vote.id).status == VoteStatus.DRAFT
@@ -271,3 +274,26 @@ def test_set_up_is_checked_again_by_the_service(db: Session) -> None:
         votes.update_vote(db, u.org, vote, actor=u.staff,
                           fields=replace(fields, closes_at=fields.opens_at))  # fmt: skip
     assert refused.value.errors == {"closes": "The vote must close after it opens."}
+
+
+NASTY = ["", "x" * 5000, "-1", "9" * 40, "\u202e", "<script>", "NaN", "2027-02-30T10:00", "١٢٣"]
+
+
+def test_no_value_in_any_field_of_the_set_up_breaks_it(db: Session, client) -> None:
+    """Whatever arrives in any one field: the page answers with a message, never a 500,
+    and a refused set-up changes nothing."""
+    u = make_union(db)
+    vote = votes.create_vote(
+        db, u.org, actor=u.staff, kind=VoteKind.RATIFICATION, title="T", languages=["en", "es"]
+    )
+    login(client, u.staff.email)
+    edit = f"/o/{u.org.slug}/votes/{vote.id}/edit"
+    token = csrf_from(client, edit)
+    form = _edit_form(u, vote)
+    for name in [*form, "joined_days", "mail_letters", "good_standing"]:
+        for value in NASTY:
+            saved = len(_events(db, "vote.updated"))
+            response = client.post(edit, data={**form, name: value, "csrf_token": token})
+            assert response.status_code in (303, 400), (name, value, response.status_code)
+            if response.status_code == 400:
+                assert len(_events(db, "vote.updated")) == saved, (name, value)
