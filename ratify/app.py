@@ -21,6 +21,7 @@ from ratify.rosters import views as rosters_views
 from ratify.security import SESSION_SALT, Signer, password_hasher
 from ratify.settings import PROJECT_ROOT, Settings
 from ratify.votes import views as votes_views
+from ratify.votes import voting as voting_views
 from ratify.web import errors as web_errors
 from ratify.web import views as web_views
 from ratify.web.middleware import (
@@ -48,6 +49,7 @@ def routes() -> list[BaseRoute]:
         *audit_views.ROUTES,
         *rosters_views.ROUTES,
         *votes_views.ROUTES,
+        *voting_views.ROUTES,
         *api_views.ROUTES,
         PublicMount("/static", app=StaticFiles(directory=STATIC_DIR), name="static"),
     ]

@@ -118,10 +118,14 @@ class Access(StrEnum):
 
     PUBLIC = "public"
     SIGNED_IN = "signed-in"
+    # A voter session from a personal link (DESIGN.md §3): that vote's ballot and receipt
+    # only. The view finds the voter from the session cookie, or answers 401.
+    VOTER = "voter"
 
 
 PUBLIC: Final = Access.PUBLIC
 SIGNED_IN: Final = Access.SIGNED_IN
+VOTER: Final = Access.VOTER
 
 RouteAccess = Access | Permission
 

@@ -18,12 +18,21 @@ from ratify.rosters.models import (
     UnitAssignment,
 )
 from ratify.throttle.models import ThrottleHit
-from ratify.votes.models import CommitteeMember, Vote, VoteDocument, VoteOption, Voter
+from ratify.votes.models import (
+    Ballot,
+    CommitteeMember,
+    Receipt,
+    Vote,
+    VoteDocument,
+    VoteOption,
+    Voter,
+)
 
 __all__ = [
     "ApiToken",
     "AuditEvent",
     "AuditHead",
+    "Ballot",
     "BargainingUnit",
     "Base",
     "ColumnMapping",
@@ -35,6 +44,7 @@ __all__ = [
     "MemberStatusPeriod",
     "Organization",
     "PasswordToken",
+    "Receipt",
     "RosterImport",
     "RosterUpload",
     "ScheduledTick",

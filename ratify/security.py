@@ -20,6 +20,7 @@ from ratify.settings import Settings
 # Signed-value purposes: a value signed for one purpose never verifies for another.
 SESSION_SALT = "ratify.staff-session"
 CSRF_SALT = "ratify.csrf"
+VOTER_SESSION_SALT = "ratify.voter-session"
 
 
 def password_hasher(settings: Settings) -> PasswordHasher:

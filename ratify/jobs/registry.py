@@ -1,6 +1,6 @@
 """The explicit list of job handlers and scheduled ticks that ``ratify worker`` runs.
 
-Votes open and close here; later issues add mixing the ballot box and sending notices.
+Votes open and close here, and the ballot box is mixed; later issues add sending notices.
 """
 
 from __future__ import annotations
@@ -16,7 +16,10 @@ from ratify.rosters import imports
 from ratify.rosters.tasks import roster_tasks
 from ratify.settings import Settings
 from ratify.throttle import services as throttle
+from ratify.votes import casting
 from ratify.votes import services as votes
+
+MIX_MINUTES = 3
 
 
 def handlers(settings: Settings) -> dict[str, Handler | LongTask]:
@@ -38,9 +41,17 @@ def ticks(settings: Settings) -> list[Tick]:
     def open_and_close_votes(db: Session) -> None:
         votes.advance_due(db)
 
+    def mix_ballot_boxes(db: Session) -> None:
+        for vote_id in casting.votes_to_mix(db):
+            casting.mix(db, vote_id)
+
     return [
         # Votes open and close on time (each vote's pages also check on every request).
         Tick("votes.open_close", timedelta(seconds=30), open_and_close_votes),
+        # DESIGN.md §4 rule 1: what was cast since the last mix is rewritten in random order,
+        # in this tick's own transaction, every few minutes while a vote is open and once
+        # more after it closes (a closed vote's last ballots are still unmixed).
+        Tick("votes.mix", timedelta(minutes=MIX_MINUTES), mix_ballot_boxes),
         Tick("db.optimize", timedelta(hours=1), optimize),
         Tick("throttle.purge", timedelta(minutes=10), purge_throttle),
         Tick("password_tokens.purge", timedelta(hours=6), purge_password_tokens),

@@ -1,5 +1,6 @@
-"""A vote, its options, its documents per language, its certifying committee and its frozen
-voter list. Nothing here holds a choice: ballots (issue 6's box) live apart (DESIGN.md §4)."""
+"""A vote, its options, its documents per language, its certifying committee, its frozen
+voter list, and its ballot box: ballots and receipts, which live apart from the voters and
+from each other (DESIGN.md §4)."""
 
 from __future__ import annotations
 
@@ -175,8 +176,48 @@ class Voter(UUIDPrimaryKey, Base):
     # its data, or none; null while their data is missing and nobody has chosen yet.
     factor: Mapped[SecondFactor | None] = mapped_column(_enum(SecondFactor))
     factor_check: Mapped[str | None] = mapped_column(String(64))
+    # A keyed hash of the current credential (votes.credentials): the link finds the voter
+    # by it; the credential itself is derived, never stored (rule 4).
+    credential_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
     # Server defaults: the freeze copies in only what differs between voters.
     credential_issue: Mapped[int] = mapped_column(default=1, server_default="1")
     has_voted: Mapped[bool] = mapped_column(default=False, server_default=false())
     voted_hour: Mapped[datetime | None]
     channel: Mapped[Channel | None] = mapped_column(_enum(Channel, 10))
+
+
+class Ballot(Base):
+    """One ballot in the box (DESIGN.md §4 rule 1): a random id, the vote, the tally group
+    and the choice, nothing else: no member, voter or receipt, no time. ``mixed`` is false
+    until the worker's mix has rewritten it in random order. On SQLite the table is WITHOUT
+    ROWID, so its pages follow the random key, not the order of casting. (An encrypted
+    ballot will add its payload beside ``choice``.)"""
+
+    __tablename__ = "ballots"
+    __table_args__ = (
+        Index("ix_ballots_vote_id_mixed", "vote_id", "mixed"),
+        {"sqlite_with_rowid": False},
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    vote_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("votes.id"))
+    tally_group: Mapped[str] = mapped_column(String(30))
+    choice: Mapped[str] = mapped_column(String(20))
+    mixed: Mapped[bool] = mapped_column(default=False, server_default=false())
+
+
+class Receipt(Base):
+    """A receipt code (rule 7): random, shown once to the voter, published after the close
+    so each can find theirs. It proves a ballot was counted in its group, never which
+    choice: nothing links it to the ballot or to the voter."""
+
+    __tablename__ = "receipts"
+    __table_args__ = (
+        Index("ix_receipts_vote_id_mixed", "vote_id", "mixed"),
+        {"sqlite_with_rowid": False},
+    )
+
+    code: Mapped[str] = mapped_column(String(20), primary_key=True)
+    vote_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("votes.id"))
+    tally_group: Mapped[str] = mapped_column(String(30))
+    mixed: Mapped[bool] = mapped_column(default=False, server_default=false())

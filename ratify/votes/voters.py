@@ -23,7 +23,7 @@ from ratify.orgs.models import Organization
 from ratify.rosters import eligibility as elig
 from ratify.rosters import queries as roster_queries
 from ratify.rosters.models import Member
-from ratify.votes import factors
+from ratify.votes import credentials, factors
 from ratify.votes.models import (
     SecondFactor,
     TallyGrouping,
@@ -86,16 +86,19 @@ def freeze(db: Session, org: Organization, vote: Vote, *, secret_key: str) -> di
     needs_data = vote.second_factor in (SecondFactor.BIRTH_YEAR, SecondFactor.POSTAL_CODE)
     data = _factor_data(db, org, None) if needs_data else {}
     check = factors.checker(secret_key)
+    minter = credentials.Minter(secret_key, vote.id)
     per_unit = vote.tally_grouping == TallyGrouping.PER_UNIT
     rows: list[dict[str, Any]] = []
     for d in preview.decisions:
         voter_id = uuid.uuid4()
         factor: SecondFactor | None = None
         value: str | None = None
+        link: str | None = None  # the keyed hash of the voter's credential (rule 4)
         if d.eligible:
             factor, value = _answer(
                 check, voter_id, vote.second_factor, d.member_number, data.get(d.member_id)
             )
+            link = minter.lookup(voter_id, 1)
         rows.append(
             {
                 "id": voter_id,
@@ -108,6 +111,7 @@ def freeze(db: Session, org: Organization, vote: Vote, *, secret_key: str) -> di
                 "reason": "" if d.eligible else d.reasons[0],
                 "factor": factor,
                 "factor_check": value,
+                "credential_hash": link,
             }
         )
     bulk_insert(db, Voter, rows)
@@ -361,6 +365,10 @@ def challenge(
     voter.tally_group = group
     voter.factor = factor
     voter.factor_check = check
+    if voter.credential_hash is None:  # excluded by the rule, so never given a link
+        voter.credential_hash = credentials.Minter(secret_key, vote.id).lookup(
+            voter_id, voter.credential_issue
+        )
     db.add(voter)
     db.flush()
     audit.record(

@@ -31,6 +31,7 @@ def test_the_worker_ticks_purge_old_throttle_hits_and_links(
         "password_tokens.purge",
         "roster_uploads.purge",
         "throttle.purge",
+        "votes.mix",
         "votes.open_close",
     ]
     with unit_of_work(sessions) as db:

@@ -1,0 +1,300 @@
+"""The ballot box: finding a voter from a personal link, the second factor, casting, receipts
+and mixing. Every rule of DESIGN.md §4 that concerns a ballot is upheld here:
+
+- rule 2: a cast is one transaction of exactly three writes (the voter's conditional update,
+  the ballot, the receipt) and nothing else: no audit event, no throttle row, no session row;
+- rule 1: the ballot has no link to the voter and no time; ``mix`` rewrites what was cast since
+  the last mix in random order, in a transaction of its own, so neither PostgreSQL's ``xmin``
+  nor physical position links a voter to a ballot or a receipt afterwards;
+- rule 4: the credential is looked up by keyed hash; the second factor is compared in constant
+  time, and wrong answers are throttled per credential and per client address;
+- rule 7: the receipt code is random, never derived from the choice, and kept apart from both
+  the voter and the ballot.
+"""
+
+from __future__ import annotations
+
+import random
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.orm import Session, selectinload
+
+from ratify.accounts.models import StaffUser
+from ratify.audit import services as audit
+from ratify.db import utcnow
+from ratify.errors import N_, BadRequest, Conflict, Forbidden, NotFound, TooManyRequests
+from ratify.orgs.models import Organization
+from ratify.throttle import services as throttle
+from ratify.votes import credentials, factors
+from ratify.votes.models import (
+    Ballot,
+    Channel,
+    Receipt,
+    SecondFactor,
+    Vote,
+    VoteOption,
+    Voter,
+    VoterStatus,
+    VoteStatus,
+)
+
+# Wrong second factors: per credential (a guesser with one letter) and per client address (a
+# guesser with many); both windows slide.
+FACTOR_TRIES_PER_CREDENTIAL = 5
+FACTOR_TRIES_PER_ADDRESS = 30
+FACTOR_WINDOW = timedelta(minutes=15)
+
+RECEIPT_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"  # no 0/O, 1/I: read aloud, typed back
+RECEIPT_LENGTH = 16  # 80 bits
+
+
+class AlreadyVoted(Conflict):
+    """A second cast with the same credential (or after a paper or in-person vote)."""
+
+
+@dataclass(frozen=True)
+class VoterAccess:
+    """Who a personal link or a voter session names: enough to show the ballot and to cast."""
+
+    voter_id: uuid.UUID
+    vote_id: uuid.UUID
+    member_id: uuid.UUID
+    issue: int
+    tally_group: str
+    status: VoterStatus
+    factor: SecondFactor | None
+    has_voted: bool
+
+
+def _access(voter: Voter) -> VoterAccess:
+    return VoterAccess(
+        voter.id,
+        voter.vote_id,
+        voter.member_id,
+        voter.credential_issue,
+        voter.tally_group,
+        voter.status,
+        voter.factor,
+        voter.has_voted,
+    )
+
+
+def find_by_credential(db: Session, secret_key: str, credential: str) -> VoterAccess:
+    """The voter a link names, or NotFound for a malformed, unknown or reissued link (the
+    same answer for each, so a guesser learns nothing)."""
+    parsed = credentials.parse(credential)
+    if parsed is None:
+        raise NotFound(N_("This voting link is not valid. Check it, or ask for a new one."))
+    digest = credentials.lookup_hash(credentials.lookup_key(secret_key), parsed)
+    voter = db.execute(select(Voter).where(Voter.credential_hash == digest)).scalar_one_or_none()
+    if voter is None:
+        raise NotFound(N_("This voting link is not valid. Check it, or ask for a new one."))
+    return _access(voter)
+
+
+def find_by_session(db: Session, voter_id: uuid.UUID, issue: int) -> VoterAccess | None:
+    """The voter a voter session names, while its credential issue is still current."""
+    voter = db.get(Voter, voter_id)
+    if voter is None or voter.credential_issue != issue:
+        return None
+    return _access(voter)
+
+
+def vote_of(db: Session, access: VoterAccess) -> Vote:
+    vote = db.get(Vote, access.vote_id, options=[selectinload(Vote.options)])
+    if vote is None:
+        raise NotFound()
+    return vote
+
+
+def _throttle_keys(secret_key: str, access: VoterAccess, client: str) -> tuple[str, str]:
+    return (
+        throttle.throttle_key(secret_key, "factor-voter", f"{access.voter_id}:{access.issue}"),
+        throttle.throttle_key(secret_key, "factor-address", client),
+    )
+
+
+def check_second_factor(
+    db: Session, secret_key: str, access: VoterAccess, typed: str, client: str
+) -> bool:
+    """Whether ``typed`` is this voter's second factor. Refused outright (TooManyRequests)
+    after too many wrong answers for this link or from this address; a wrong answer is
+    counted, a right one clears the link's count. The caller commits either way."""
+    voter_key, address_key = _throttle_keys(secret_key, access, client)
+    throttle.serialize(db, voter_key, address_key)
+    if (
+        throttle.count_hits(db, voter_key, FACTOR_WINDOW) >= FACTOR_TRIES_PER_CREDENTIAL
+        or throttle.count_hits(db, address_key, FACTOR_WINDOW) >= FACTOR_TRIES_PER_ADDRESS
+    ):
+        raise TooManyRequests(
+            N_("Too many wrong answers. Wait 15 minutes and try again, or ask for help.")
+        )
+    if access.factor == SecondFactor.NONE:
+        return True
+    voter = db.get_one(Voter, access.voter_id)
+    right = (
+        access.factor is not None
+        and voter.factor_check is not None
+        and factors.matches(secret_key, access.voter_id, voter.factor_check, typed, access.factor)
+    )
+    if right:
+        throttle.clear_hits(db, voter_key)
+    else:
+        throttle.add_hit(db, voter_key)
+        throttle.add_hit(db, address_key)
+    return right
+
+
+def option_keys(db: Session, vote: Vote) -> list[str]:
+    return list(
+        db.scalars(
+            select(VoteOption.key)
+            .where(VoteOption.vote_id == vote.id)
+            .order_by(VoteOption.position)
+        )
+    )
+
+
+def may_cast(access: VoterAccess, vote: Vote) -> None:
+    """Refusals before the ballot is shown or a choice is taken."""
+    if vote.status != VoteStatus.OPEN:
+        raise Conflict(N_("Voting is not open."))
+    if access.status == VoterStatus.CHALLENGED:
+        raise Forbidden(
+            N_("Your vote is challenged: it cannot be cast online. The election committee "
+               "will tell you how to vote by sealed envelope.")
+        )  # fmt: skip
+    if access.status != VoterStatus.ELIGIBLE:
+        raise Forbidden(N_("You are not on the list of voters for this vote."))
+    if access.has_voted:
+        raise AlreadyVoted(N_("You have already voted. Your vote was counted once."))
+
+
+def cast(db: Session, vote: Vote, access: VoterAccess, choice: str) -> str:
+    """Cast a ballot and return its receipt code (shown once, stored nowhere beside the
+    voter). One transaction, three writes (rule 2); the conditional update makes a second
+    cast with the same credential issue a no-op under any concurrency, refused here so the
+    caller's transaction rolls back and writes nothing."""
+    may_cast(access, vote)
+    if choice not in option_keys(db, vote):
+        raise BadRequest(N_("Choose one of the options on the ballot."))
+    marked = db.execute(
+        update(Voter)
+        .where(
+            Voter.id == access.voter_id,
+            Voter.vote_id == vote.id,
+            Voter.credential_issue == access.issue,
+            Voter.status == VoterStatus.ELIGIBLE,
+            Voter.has_voted.is_(False),
+        )
+        .values(
+            has_voted=True,
+            channel=Channel.ONLINE,
+            voted_hour=utcnow().replace(minute=0, second=0, microsecond=0),
+        )
+        .execution_options(synchronize_session=False)
+    )
+    if int(getattr(marked, "rowcount", 0)) != 1:
+        raise AlreadyVoted(N_("You have already voted. Your vote was counted once."))
+    db.execute(
+        insert(Ballot).values(
+            id=uuid.uuid4(), vote_id=vote.id, tally_group=access.tally_group, choice=choice
+        )
+    )
+    code = new_receipt_code()
+    db.execute(insert(Receipt).values(code=code, vote_id=vote.id, tally_group=access.tally_group))
+    return code
+
+
+def new_receipt_code() -> str:
+    return "".join(secrets.choice(RECEIPT_ALPHABET) for _ in range(RECEIPT_LENGTH))
+
+
+def show_receipt(code: str) -> str:
+    """XXXX-XXXX-XXXX-XXXX, to read aloud and copy."""
+    return "-".join(code[i : i + 4] for i in range(0, len(code), 4))
+
+
+def mix(db: Session, vote_id: uuid.UUID) -> int:
+    """Rewrite the ballots and receipts cast since the last mix, each table in random order
+    (rule 1), in the caller's transaction, which must be one of its own. Rows are taken with
+    DELETE ... RETURNING, so a ballot cast meanwhile is either in this mix or left for the
+    next, never lost. Ballots get new random ids; receipts keep their codes (voters hold
+    them). Returns the number of ballots mixed."""
+    shuffle = random.SystemRandom().shuffle
+    ballots = [
+        {"vote_id": vote_id, "tally_group": group, "choice": choice, "mixed": True}
+        for group, choice in db.execute(
+            delete(Ballot)
+            .where(Ballot.vote_id == vote_id, Ballot.mixed.is_(False))
+            .returning(Ballot.tally_group, Ballot.choice)
+        ).all()
+    ]
+    receipts = [
+        {"code": code, "vote_id": vote_id, "tally_group": group, "mixed": True}
+        for code, group in db.execute(
+            delete(Receipt)
+            .where(Receipt.vote_id == vote_id, Receipt.mixed.is_(False))
+            .returning(Receipt.code, Receipt.tally_group)
+        ).all()
+    ]
+    shuffle(ballots)
+    shuffle(receipts)
+    for row in ballots:
+        row["id"] = uuid.uuid4()
+    if ballots:
+        db.execute(insert(Ballot), ballots)
+    if receipts:
+        db.execute(insert(Receipt), receipts)
+    return len(ballots)
+
+
+def votes_to_mix(db: Session) -> list[uuid.UUID]:
+    """Votes holding ballots or receipts cast since their last mix."""
+    return sorted(
+        set(db.scalars(select(Ballot.vote_id).where(Ballot.mixed.is_(False)).distinct()))
+        | set(db.scalars(select(Receipt.vote_id).where(Receipt.mixed.is_(False)).distinct()))
+    )
+
+
+def reissue(
+    db: Session,
+    org: Organization,
+    vote: Vote,
+    voter: Voter,
+    *,
+    actor: StaffUser,
+    secret_key: str,
+) -> None:
+    """A new credential for one voter (a lost letter, a link someone else saw): the old link,
+    and any voter session opened with it, stop working at once. Audited, by member number;
+    the certificate counts reissues (rule 4)."""
+    if voter.vote_id != vote.id:
+        raise NotFound()
+    if vote.status not in (VoteStatus.SCHEDULED, VoteStatus.OPEN):
+        raise Conflict(N_("Links can be reissued only while the vote is scheduled or open."))
+    issue = voter.credential_issue + 1
+    moved = db.execute(
+        update(Voter)
+        .where(Voter.id == voter.id, Voter.credential_issue == voter.credential_issue)
+        .values(
+            credential_issue=issue,
+            credential_hash=credentials.Minter(secret_key, vote.id).lookup(voter.id, issue),
+        )
+        .execution_options(synchronize_session=False)
+    )
+    if int(getattr(moved, "rowcount", 0)) != 1:
+        raise Conflict()
+    audit.record(
+        db,
+        organization=org,
+        actor=actor,
+        action="vote.credential_reissued",
+        object_type="vote",
+        object_id=vote.id,
+        data={"member_number": voter.member_number, "issue": issue},
+    )

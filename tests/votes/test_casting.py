@@ -1,0 +1,371 @@
+"""Personal links, the second factor, casting, receipts and mixing (DESIGN.md §4)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import Boolean, DateTime, func, inspect, select, text, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from ratify.audit.models import AuditEvent
+from ratify.jobs.registry import ticks
+from ratify.jobs.worker import Worker
+from ratify.throttle.models import ThrottleHit
+from ratify.votes import casting, credentials
+from ratify.votes import services as votes
+from ratify.votes.models import (
+    Ballot,
+    Channel,
+    Receipt,
+    SecondFactor,
+    Vote,
+    Voter,
+    VoterStatus,
+    VoteStatus,
+)
+from tests.helpers import csrf_from, run_together
+from tests.votes.support import Union, make_union, ready_vote
+
+_CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+ON_POSTGRES = os.environ.get("RATIFY_TEST_DB", "sqlite") == "postgresql"
+needs_postgres = pytest.mark.skipif(not ON_POSTGRES, reason="xmin, ctid and row locks")
+
+
+def open_vote(db: Session, u: Union, secret_key: str, **changes: object) -> Vote:
+    """A scheduled vote whose window is open now, opened as the first page would."""
+    vote = ready_vote(db, u, **changes)
+    votes.schedule(db, u.org, vote, actor=u.staff, secret_key=secret_key)
+    now = datetime.now(UTC)
+    db.execute(
+        update(Vote)
+        .where(Vote.id == vote.id)
+        .values(opens_at=now - timedelta(minutes=1), closes_at=now + timedelta(days=1))
+    )
+    db.expire_all()
+    vote = votes.get_vote(db, u.org, vote.id)
+    votes.advance(db, u.org, vote)
+    assert vote.status == VoteStatus.OPEN
+    db.flush()
+    return vote
+
+
+def voter(db: Session, vote: Vote, member_number: str) -> Voter:
+    return db.execute(
+        select(Voter).where(Voter.vote_id == vote.id, Voter.member_number == member_number)
+    ).scalar_one()
+
+
+def link_of(secret_key: str, v: Voter) -> str:
+    return "/v/" + credentials.Minter(secret_key, v.vote_id).credential(v.id, v.credential_issue)
+
+
+def counts(db: Session) -> tuple[int, int, int, int]:
+    return (
+        db.scalar(select(func.count()).select_from(Ballot)) or 0,
+        db.scalar(select(func.count()).select_from(Receipt)) or 0,
+        db.scalar(select(func.count()).select_from(Voter).where(Voter.has_voted)) or 0,
+        db.scalar(select(func.count()).select_from(AuditEvent)) or 0,
+    )
+
+
+def sign_in(client, link: str, answer: str):  # type: ignore[no-untyped-def]
+    page = client.get(link)
+    assert page.status_code == 200, page.text
+    token = _CSRF.search(page.text).group(1)  # type: ignore[union-attr]
+    return client.post(link, data={"csrf_token": token, "answer": answer, "lang": "en"})
+
+
+def vote_through_pages(client, link: str, answer: str, choice: str = "yes") -> str:  # type: ignore[no-untyped-def]
+    """Link → second factor → ballot → review → cast; the receipt page's text."""
+    signed_in = sign_in(client, link, answer)
+    assert signed_in.status_code == 303, signed_in.text
+    assert signed_in.headers["location"] == "/v/ballot"  # the credential is left behind
+    token = csrf_from(client, "/v/ballot")
+    review = client.post("/v/review", data={"csrf_token": token, "choice": choice})
+    assert review.status_code == 200 and "You are voting" in review.text
+    cast = client.post("/v/cast", data={"csrf_token": token, "choice": choice})
+    assert cast.status_code == 200, cast.text
+    return cast.text
+
+
+ANSWERS = {
+    SecondFactor.MEMBER_LAST4: "1001",
+    SecondFactor.BIRTH_YEAR: "1981",  # 1980 + 1001 % 20
+    SecondFactor.POSTAL_CODE: "94110",
+    SecondFactor.NONE: "",
+}
+
+
+@pytest.mark.parametrize("factor", list(ANSWERS))
+def test_a_member_votes_once_through_their_link_with_each_second_factor(
+    db: Session, client, settings, secret_ledger, factor: SecondFactor
+) -> None:  # type: ignore[no-untyped-def]
+    u = make_union(db)
+    vote = open_vote(db, u, settings.secret_key, second_factor=factor)
+    v = voter(db, vote, "1001")
+    link = link_of(settings.secret_key, v)
+    secret_ledger.add(link.rpartition("/")[2])  # no log line may hold it
+    before = counts(db)
+    for _ in range(3):  # mail scanners open links: opening changes nothing
+        assert client.get(link).status_code == 200
+    assert counts(db) == before
+    if factor != SecondFactor.NONE:
+        wrong = sign_in(client, link, "0000" if factor != SecondFactor.POSTAL_CODE else "10001")
+        assert wrong.status_code == 400 and "does not match" in wrong.text
+        assert "set-cookie" not in {k.lower() for k in wrong.headers} or "ratify_voter" not in (
+            wrong.headers.get("set-cookie", "")
+        )
+    receipt_page = vote_through_pages(client, link, ANSWERS[factor])
+    code = re.search(r"<code>([A-Z0-9-]+)</code>", receipt_page).group(1)  # type: ignore[union-attr]
+    secret_ledger.add(code)
+    db.expire_all()
+    ballots = db.scalars(select(Ballot)).all()
+    assert [(b.vote_id, b.tally_group, b.choice) for b in ballots] == [(vote.id, "RN", "yes")]
+    receipts = db.scalars(select(Receipt)).all()
+    assert [(r.code, r.tally_group) for r in receipts] == [(code.replace("-", ""), "RN")]
+    v = voter(db, vote, "1001")
+    assert (v.has_voted, v.channel) == (True, Channel.ONLINE)
+    assert v.voted_hour is not None and (v.voted_hour.minute, v.voted_hour.second) == (0, 0)
+    # Casting wrote no audit event (rule 2), and nothing anywhere holds the choice.
+    assert counts(db)[3] == before[3]
+    # The link still works: it now leads to "you have voted", and a second cast is refused.
+    assert sign_in(client, link, ANSWERS[factor]).status_code == 303
+    assert "You have voted" in client.get("/v/ballot").text
+    again = client.post("/v/cast", data={"csrf_token": csrf_from(client, link), "choice": "no"})
+    assert again.status_code == 409 and "already voted" in again.text
+    db.expire_all()
+    assert counts(db)[:3] == (1, 1, 1)
+
+
+def test_bad_links_are_the_same_clear_404(db: Session, client, settings) -> None:  # type: ignore[no-untyped-def]
+    u = make_union(db)
+    vote = open_vote(db, u, settings.secret_key)
+    v = voter(db, vote, "1002")
+    link = link_of(settings.secret_key, v)
+    for bad in ("/v/short", "/v/" + "a" * 26, "/v/" + "%00" * 26, link[:-1] + "8"):
+        response = client.get(bad)
+        assert response.status_code == 404, bad
+        assert "not valid" in response.text
+    # A reissued credential: the old link stops working at once, and so does its session.
+    assert sign_in(client, link, "1982").status_code == 303
+    casting.reissue(db, u.org, vote, v, actor=u.staff, secret_key=settings.secret_key)
+    db.flush()
+    assert client.get(link).status_code == 404
+    assert client.get("/v/ballot").status_code == 401
+    db.expire_all()
+    assert client.get(link_of(settings.secret_key, voter(db, vote, "1002"))).status_code == 200
+    reissued = db.scalars(select(AuditEvent).where(AuditEvent.action == "vote.credential_reissued"))
+    assert [e.data["member_number"] for e in reissued] == ["1002"]
+
+
+def test_tampered_forms_and_refused_voters_write_nothing(db: Session, client, settings) -> None:  # type: ignore[no-untyped-def]
+    u = make_union(db)
+    vote = open_vote(db, u, settings.secret_key, second_factor=SecondFactor.MEMBER_LAST4)
+    link = link_of(settings.secret_key, voter(db, vote, "1003"))
+    assert sign_in(client, link, "1003").status_code == 303
+    token = csrf_from(client, "/v/ballot")
+    before = counts(db)
+    unknown = client.post("/v/cast", data={"csrf_token": token, "choice": "maybe"})
+    assert unknown.status_code == 400 and "Choose one of the options" in unknown.text
+    review = client.post("/v/review", data={"csrf_token": token, "choice": "maybe"})
+    assert review.status_code == 400
+    assert client.post("/v/cast", data={"choice": "yes"}).status_code == 403  # no CSRF token
+    assert client.post("/v/cast", data={"csrf_token": "forged", "choice": "yes"}).status_code == 403
+    client.cookies.delete("ratify_voter")
+    client.cookies.set("ratify_voter", "forged.value")
+    assert client.post("/v/cast", data={"csrf_token": token, "choice": "yes"}).status_code == 401
+    db.expire_all()
+    assert counts(db) == before
+    # A challenged voter signs in but cannot cast online (their envelope is part 2).
+    db.execute(update(Voter).where(Voter.id == voter(db, vote, "2001").id)
+               .values(status=VoterStatus.CHALLENGED))  # fmt: skip
+    client.cookies.clear()
+    challenged = link_of(settings.secret_key, voter(db, vote, "2001"))
+    assert sign_in(client, challenged, "2001").status_code == 303
+    assert client.get("/v/ballot").status_code == 403
+    token = csrf_from(client, challenged)
+    cast = client.post("/v/cast", data={"csrf_token": token, "choice": "yes"})
+    assert cast.status_code == 403 and "sealed envelope" in cast.text
+    db.expire_all()
+    assert counts(db) == before
+
+
+def test_wrong_second_factors_are_throttled_per_link_and_per_address(
+    db: Session, client, settings
+) -> None:  # type: ignore[no-untyped-def]
+    u = make_union(db)
+    vote = open_vote(db, u, settings.secret_key)
+    link = link_of(settings.secret_key, voter(db, vote, "1001"))
+    for _ in range(casting.FACTOR_TRIES_PER_CREDENTIAL):
+        assert sign_in(client, link, "1900").status_code == 400
+    refused = sign_in(client, link, "1981")  # even the right answer, for a while
+    assert refused.status_code == 429 and "Too many wrong answers" in refused.text
+    # From one address, guesses spread over many links are stopped too.
+    db.execute(
+        update(ThrottleHit).values(at=datetime.now(UTC) - timedelta(hours=1))
+    )  # the first link's window has passed
+    eligible = select(Voter).where(
+        Voter.vote_id == vote.id, Voter.factor == SecondFactor.BIRTH_YEAR
+    )
+    others = [link_of(settings.secret_key, v) for v in db.scalars(eligible)]
+    tries = 0
+    while tries < casting.FACTOR_TRIES_PER_ADDRESS:
+        for other in others:
+            for _ in range(casting.FACTOR_TRIES_PER_CREDENTIAL - 1):
+                if tries < casting.FACTOR_TRIES_PER_ADDRESS:
+                    assert sign_in(client, other, "1900").status_code == 400
+                    tries += 1
+    assert sign_in(client, others[-1], "1900").status_code == 429
+
+
+def test_the_ballot_box_holds_nothing_that_points_at_a_voter(engine) -> None:  # type: ignore[no-untyped-def]
+    """Rule 1: no column of the ballot or the receipt refers to a member, a voter or each
+    other, and none holds a time; the voter row has nothing of either."""
+    inspector = inspect(engine)
+    for table, expected in (
+        ("ballots", {"id", "vote_id", "tally_group", "choice", "mixed"}),
+        ("receipts", {"code", "vote_id", "tally_group", "mixed"}),
+    ):
+        columns = {c["name"]: c for c in inspector.get_columns(table)}
+        assert set(columns) == expected
+        assert not any(isinstance(c["type"], DateTime) for c in columns.values())
+        assert [fk["referred_table"] for fk in inspector.get_foreign_keys(table)] == ["votes"]
+    voter_columns = {c["name"] for c in inspector.get_columns("voters")}
+    assert not voter_columns & {"ballot_id", "receipt", "receipt_code", "choice"}
+    assert isinstance(
+        next(c for c in inspector.get_columns("ballots") if c["name"] == "mixed")["type"], Boolean
+    )
+    if engine.dialect.name == "sqlite":  # physical order follows the random key, not time
+        with engine.connect() as conn:
+            for table in ("ballots", "receipts"):
+                sql = conn.execute(
+                    text("SELECT sql FROM sqlite_master WHERE name = :t"), {"t": table}
+                ).scalar_one()
+                assert "WITHOUT ROWID" in sql
+
+
+def _cast_committed(live_sessions: sessionmaker[Session], secret_key: str, count: int):  # type: ignore[no-untyped-def]
+    from tests.votes.support import make_union as union_of
+
+    with live_sessions.begin() as db:
+        u = union_of(db, rn_members=count, tech_members=0)
+        vote = open_vote(db, u, secret_key, second_factor=SecondFactor.NONE)
+        vote_id = vote.id
+        ids = [v.id for v in db.scalars(select(Voter).where(
+            Voter.vote_id == vote_id, Voter.status == VoterStatus.ELIGIBLE))]  # fmt: skip
+    return vote_id, ids
+
+
+@needs_postgres
+@pytest.mark.postgres_only
+def test_after_a_mix_no_join_on_xmin_or_position_links_voters_to_ballots(
+    live_sessions: sessionmaker[Session], settings
+) -> None:  # type: ignore[no-untyped-def]
+    vote_id, ids = _cast_committed(live_sessions, settings.secret_key, 60)
+    for voter_id in ids:  # one transaction each, as the page does
+        with live_sessions.begin() as db:
+            vote = db.get_one(Vote, vote_id)
+            access = casting.find_by_session(db, voter_id, 1)
+            assert access is not None
+            casting.cast(db, vote, access, "yes" if voter_id.int % 2 else "no")
+
+    def linked(db: Session) -> tuple[int, int, int]:
+        on_xmin = db.execute(text(
+            "SELECT count(*) FROM voters v JOIN ballots b ON b.xmin = v.xmin"
+            " UNION ALL SELECT count(*) FROM voters v JOIN receipts r ON r.xmin = v.xmin"
+        )).scalars().all()  # fmt: skip
+        # Position: the n-th voter updated and the n-th ballot stored, in physical order.
+        in_order = db.execute(text(
+            "WITH v AS (SELECT row_number() OVER (ORDER BY ctid) n, id FROM voters"
+            "           WHERE has_voted),"
+            " b AS (SELECT row_number() OVER (ORDER BY ctid) n, choice FROM ballots)"
+            " SELECT count(*) FROM v JOIN b USING (n)"
+            " JOIN voters x ON x.id = v.id"
+            " WHERE b.choice = CASE WHEN ('x' || right(x.id::text, 8))::bit(32)::int % 2 <> 0"
+            "                       THEN 'yes' ELSE 'no' END"
+        )).scalar_one()  # fmt: skip
+        return on_xmin[0], on_xmin[1], in_order
+
+    with live_sessions() as db:
+        before = linked(db)
+    assert before[:2] == (60, 60)  # before the mix, each cast's three rows share an xmin
+    with live_sessions.begin() as db:
+        assert casting.mix(db, vote_id) == 60
+    with live_sessions() as db:
+        after = linked(db)
+        assert after[:2] == (0, 0)
+        # The choices by position now agree with the voters' only by chance (about half).
+        assert after[2] < 45
+        assert db.scalar(select(func.count()).select_from(Ballot)) == 60
+        assert db.scalar(select(func.count()).where(Ballot.mixed.is_(False))) == 0
+        assert casting.votes_to_mix(db) == []
+
+
+def test_the_worker_mixes_what_was_cast_since_the_last_mix(db: Session, sessions, settings) -> None:  # type: ignore[no-untyped-def]
+    u = make_union(db)
+    vote = open_vote(db, u, settings.secret_key, second_factor=SecondFactor.NONE)
+    for number in ("1001", "1002"):
+        access = casting.find_by_session(db, voter(db, vote, number).id, 1)
+        assert access is not None
+        casting.cast(db, vote, access, "yes")
+    db.commit()
+    codes = set(db.scalars(select(Receipt.code)))
+    worker = Worker(
+        sessions, handlers={}, ticks=[t for t in ticks(settings) if t.name == "votes.mix"]
+    )
+    assert worker.run_due_ticks() == ["votes.mix"]
+    db.expire_all()
+    assert db.scalar(select(func.count()).where(Ballot.mixed.is_(False))) == 0
+    assert db.scalar(select(func.count()).select_from(Ballot)) == 2
+    assert set(db.scalars(select(Receipt.code))) == codes  # members keep their codes
+
+
+@needs_postgres
+@pytest.mark.postgres_only
+def test_one_credential_cast_many_times_at_once_gives_one_ballot(
+    live_sessions: sessionmaker[Session], settings
+) -> None:  # type: ignore[no-untyped-def]
+    vote_id, ids = _cast_committed(live_sessions, settings.secret_key, 200)
+
+    def attempt(n: int) -> str:
+        voter_id = ids[n % len(ids)]
+        with live_sessions.begin() as db:
+            vote = db.get_one(Vote, vote_id)
+            access = casting.find_by_session(db, voter_id, 1)
+            assert access is not None
+            try:
+                return casting.cast(db, vote, access, "yes")
+            except casting.AlreadyVoted:
+                return "refused"
+
+    results = []
+    for start in range(0, 200 * 20, 400):  # 400 threads at a time: 2 attempts per voter
+        results += run_together(lambda n, s=start: attempt(s + n), 400, timeout=120)
+    assert not [r for r in results if isinstance(r, BaseException)]
+    with live_sessions() as db:
+        assert db.scalar(select(func.count()).select_from(Ballot)) == 200
+        assert db.scalar(select(func.count()).select_from(Receipt)) == 200
+        assert db.scalar(select(func.count()).select_from(Voter).where(Voter.has_voted)) == 200
+    assert len([r for r in results if r != "refused"]) == 200
+
+
+def test_audit_events_hold_no_choice_and_no_credential(db: Session, client, settings) -> None:  # type: ignore[no-untyped-def]
+    u = make_union(db)
+    vote = open_vote(db, u, settings.secret_key, second_factor=SecondFactor.NONE)
+    v = voter(db, vote, "1004")
+    link = link_of(settings.secret_key, v)
+    set_up = set(db.scalars(select(AuditEvent.id)))
+    receipt = vote_through_pages(client, link, "", choice="no")
+    code = re.search(r"<code>([A-Z0-9-]+)</code>", receipt).group(1)  # type: ignore[union-attr]
+    casting.reissue(db, u.org, vote, v, actor=u.staff, secret_key=settings.secret_key)
+    db.flush()
+    since = [e for e in db.scalars(select(AuditEvent)) if e.id not in set_up]
+    assert [e.action for e in since] == ["vote.credential_reissued"]  # casting wrote none
+    assert since[0].data == {"member_number": "1004", "issue": 2}
+    everything = json.dumps([e.data for e in db.scalars(select(AuditEvent))], default=str)
+    for secret in (link.rpartition("/")[2], code, code.replace("-", "")):
+        assert secret not in everything
