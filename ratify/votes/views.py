@@ -156,7 +156,12 @@ def vote_detail(
     summary = missing = None
     if vote.status != VoteStatus.DRAFT:
         summary = voters.summarize(ctx.db, vote)
-        if vote.status == VoteStatus.SCHEDULED and summary.missing_factor:
+        # Names only for those who may read members (observers see the count).
+        if (
+            vote.status == VoteStatus.SCHEDULED
+            and summary.missing_factor
+            and ctx.can(Permission.MEMBERS_READ)
+        ):
             missing = voters.search(ctx.db, vote, missing_factor=True, per_page=20)
     return ctx.render(
         "votes/detail.html",

@@ -133,6 +133,16 @@ def test_voters_lacking_data_are_counted_listed_and_given_another_factor(
     assert bad.status_code == 400 and "Choose the second factor." in bad.text
 
 
+def test_observers_see_how_many_lack_a_factor_but_not_who(db: Session, client) -> None:
+    u = make_union(db)
+    vote = ready_vote(db, u, second_factor=SecondFactor.POSTAL_CODE)
+    votes.schedule(db, u.org, vote, actor=u.staff, secret_key=SECRET)
+    login(client, make_user(db, u.org, Role.OBSERVER).email)
+    text = client.get(f"/o/{u.org.slug}/votes/{vote.id}").text
+    assert "1 voters have no Postal code on the roster." in text
+    assert "1006" not in text and "Last1006" not in text
+
+
 def test_voters_still_lacking_a_factor_at_opening_have_none_and_are_counted(db: Session) -> None:
     u = make_union(db)
     vote = ready_vote(db, u, second_factor=SecondFactor.BIRTH_YEAR)
