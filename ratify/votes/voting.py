@@ -48,7 +48,8 @@ def _org(ctx: ViewContext, vote: Vote) -> Organization:
 def _language(ctx: ViewContext, vote: Vote, preferred: str = "") -> str:
     """The ballot's language: one asked for (?lang=), else the member's own, else the
     reader's, else the vote's first."""
-    for candidate in (ctx.request.query_params.get("lang", ""), preferred, ctx.language):
+    asked = ctx.request.query_params.get("lang", "") or ctx.field("lang")
+    for candidate in (asked, preferred, ctx.language):
         if candidate in vote.languages:
             return candidate
     return vote.languages[0]
@@ -156,7 +157,12 @@ def _session(ctx: ViewContext) -> tuple[casting.VoterAccess, Vote, str]:
 def _ballot_urls(ctx: ViewContext, vote: Vote, language: str) -> dict[str, Any]:
     ballot = votes.ballot(ctx.db, vote, language)
     full_text = ctx.url("voter_full_text", language=language) if ballot.has_full_text else None
-    return {"ballot": ballot, "full_text_url": full_text, "tz": _org(ctx, vote).timezone}
+    return {
+        "ballot": ballot,
+        "full_text_url": full_text,
+        "tz": _org(ctx, vote).timezone,
+        "lang": language,  # carried by each form, so the next step keeps the language
+    }
 
 
 def voter_ballot(ctx: ViewContext) -> Response:

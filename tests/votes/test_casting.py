@@ -369,3 +369,19 @@ def test_audit_events_hold_no_choice_and_no_credential(db: Session, client, sett
     everything = json.dumps([e.data for e in db.scalars(select(AuditEvent))], default=str)
     for secret in (link.rpartition("/")[2], code, code.replace("-", "")):
         assert secret not in everything
+
+
+def test_the_ballot_keeps_the_language_the_member_chose(db: Session, client, settings) -> None:  # type: ignore[no-untyped-def]
+    u = make_union(db)
+    vote = open_vote(db, u, settings.secret_key, second_factor=SecondFactor.NONE)
+    assert (
+        sign_in(client, link_of(settings.secret_key, voter(db, vote, "1005")), "").status_code
+        == 303
+    )
+    ballot = client.get("/v/ballot?lang=es")
+    assert 'lang="es"' in ballot.text and "Question in es?" in ballot.text
+    token = _CSRF.search(ballot.text).group(1)  # type: ignore[union-attr]
+    review = client.post("/v/review", data={"csrf_token": token, "choice": "no", "lang": "es"})
+    assert "Question in es?" in review.text and 'name="lang" value="es"' in review.text
+    cast = client.post("/v/cast", data={"csrf_token": token, "choice": "no", "lang": "es"})
+    assert cast.status_code == 200 and '<html lang="es">' in cast.text
