@@ -20,6 +20,7 @@ from ratify.orgs import views as orgs_views
 from ratify.rosters import views as rosters_views
 from ratify.security import SESSION_SALT, Signer, password_hasher
 from ratify.settings import PROJECT_ROOT, Settings
+from ratify.votes import oversight as oversight_views
 from ratify.votes import views as votes_views
 from ratify.votes import voting as voting_views
 from ratify.web import errors as web_errors
@@ -50,6 +51,7 @@ def routes() -> list[BaseRoute]:
         *rosters_views.ROUTES,
         *votes_views.ROUTES,
         *voting_views.ROUTES,
+        *oversight_views.ROUTES,
         *api_views.ROUTES,
         PublicMount("/static", app=StaticFiles(directory=STATIC_DIR), name="static"),
     ]
