@@ -12,6 +12,7 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from ratify.accounts import views as accounts_views
 from ratify.api import views as api_views
+from ratify.api import votes as api_votes
 from ratify.audit import views as audit_views
 from ratify.authz import PUBLIC, RouteAccess
 from ratify.db import create_db_engine, make_sessionmaker
@@ -53,6 +54,7 @@ def routes() -> list[BaseRoute]:
         *voting_views.ROUTES,
         *oversight_views.ROUTES,
         *api_views.ROUTES,
+        *api_votes.ROUTES,
         PublicMount("/static", app=StaticFiles(directory=STATIC_DIR), name="static"),
     ]
 

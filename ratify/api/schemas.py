@@ -311,3 +311,58 @@ class EligibilityOut(BaseModel):
     decisions: DecisionPage | None = Field(
         description="Null for roles that may not read members' names."
     )
+
+
+# -- votes ---------------------------------------------------------------------------------------
+
+
+class VoteOut(BaseModel):
+    id: uuid.UUID
+    title: str
+    kind: str
+    status: str
+    languages: list[str]
+    opens_at: datetime | None
+    closes_at: datetime | None
+
+
+class VoteList(BaseModel):
+    items: list[VoteOut]
+
+
+class VoterListOut(BaseModel):
+    """The frozen voter list (from scheduling on), in counts: never who, never how."""
+
+    fingerprint: str | None = Field(description="SHA-256 of the sorted member numbers and groups.")
+    eligible: int
+    excluded: int
+    challenged: int
+    missing_second_factor: int
+    groups: dict[str, int] = Field(description="Tally group -> eligible and challenged voters.")
+    small_groups: list[str] = Field(description="Groups of fewer than 5 voters (they leak).")
+
+
+class VoteDetailOut(VoteOut):
+    voter_list: VoterListOut | None = Field(description="Null while the vote is a draft.")
+
+
+class GroupTurnoutOut(BaseModel):
+    group: str
+    eligible: int
+    voted: int
+    online: int
+    paper_or_in_person: int
+
+
+class HourOut(BaseModel):
+    hour: datetime
+    voted: int
+
+
+class TurnoutOut(BaseModel):
+    """Who has voted, never how: no count of choices (DESIGN.md §4 rule 3)."""
+
+    eligible: int
+    voted: int
+    groups: list[GroupTurnoutOut]
+    hourly: list[HourOut]
