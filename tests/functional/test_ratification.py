@@ -22,7 +22,7 @@ from tests.api.support import bearer, make_token
 from tests.factories import make_org, make_user
 from tests.helpers import csrf_from, login
 from tests.votes.support import PDF
-from tests.votes.test_casting import link_of, sign_in, vote_through_pages, voter
+from tests.votes.test_casting import link_of, vote_through_pages, voter
 
 ROSTER = (
     "Member ID,First Name,Last Name,Birth Date,Status\n"
