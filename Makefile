@@ -7,7 +7,7 @@ PYTEST_WORKERS ?= 2
 CATALOGS := $(wildcard translations/*/LC_MESSAGES/messages.po)
 COMPILED := $(CATALOGS:.po=.mo)
 
-.PHONY: bench-roster chromium run test lint typecheck test-sqlite test-postgres drills messages extract-messages bench clean
+.PHONY: bench-roster bench-cast chromium run test lint typecheck test-sqlite test-postgres drills messages extract-messages bench clean
 
 run: $(VENV)/.installed $(COMPILED)
 	$(BIN)/ratify migrate
@@ -63,6 +63,9 @@ bench: $(VENV)/.installed-test
 
 bench-roster: $(VENV)/.installed-test
 	$(BIN)/python bench/roster_import.py -n 300000 --sqlite --postgres "$(PG_URL)"
+
+bench-cast: $(VENV)/.installed-test
+	$(BIN)/python bench/cast_load.py --postgres "$(PG_URL)"
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache
