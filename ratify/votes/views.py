@@ -55,6 +55,7 @@ MEMBERSHIP_LABELS = {
     "terminated": N_("Terminated"),
 }
 PER_PAGE = 50
+MISSING_SHOWN = 200  # voters lacking second-factor data named on the vote page
 
 
 def _labels(ctx: ViewContext) -> dict[str, Any]:
@@ -162,7 +163,7 @@ def vote_detail(
             and summary.missing_factor
             and ctx.can(Permission.MEMBERS_READ)
         ):
-            missing = voters.search(ctx.db, vote, missing_factor=True, per_page=20)
+            missing = voters.search(ctx.db, vote, missing_factor=True, per_page=MISSING_SHOWN)
     return ctx.render(
         "votes/detail.html",
         status_code=status_code,

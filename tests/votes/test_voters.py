@@ -294,3 +294,22 @@ def test_a_draft_has_no_voter_list(db: Session, client) -> None:
     login(client, u.committee[0].email)
     assert client.get(f"/o/{u.org.slug}/votes/{vote.id}/voters").status_code == 404
     assert vote.status == VoteStatus.DRAFT
+
+
+def test_every_voter_lacking_a_factor_can_be_found(db: Session, client, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from ratify.rosters.models import Member
+    from ratify.votes import views
+
+    u = make_union(db, rn_members=60)
+    db.execute(update(Member).where(Member.organization_id == u.org.id).values(postal_code=""))
+    vote = ready_vote(db, u, second_factor=SecondFactor.POSTAL_CODE)
+    votes.schedule(db, u.org, vote, actor=u.staff, secret_key=SECRET)
+    monkeypatch.setattr(views, "MISSING_SHOWN", 10)
+    login(client, u.admin.email)
+    page = client.get(f"/o/{u.org.slug}/votes/{vote.id}").text
+    assert "63 voters have no Postal code on the roster." in page and "and 53 more" in page
+    assert f"/o/{u.org.slug}/votes/{vote.id}/voters?missing=1" in page
+    listed = client.get(f"/o/{u.org.slug}/votes/{vote.id}/voters?missing=1").text
+    assert "63 found." in listed and "missing=1&amp;page=2" in listed
+    second = client.get(f"/o/{u.org.slug}/votes/{vote.id}/voters?missing=1&page=2").text
+    assert "Page 2 of 2" in second and "Fee payer" not in second  # still only those lacking
