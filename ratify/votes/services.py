@@ -576,7 +576,14 @@ def _move(db: Session, vote: Vote, before: VoteStatus, after: VoteStatus, **valu
         vote.status = after
         for name, value in values.items():
             setattr(vote, name, value)
+    else:
+        # Another process moved it first (its commit is what this update waited for): read
+        # the status it left, so this request shows and acts on the vote as it now is.
+        db.refresh(vote, ["status", "closes_at", *_STAMPS])
     return moved
+
+
+_STAMPS = ("scheduled_at", "opened_at", "closed_at")
 
 
 def advance(db: Session, org: Organization, vote: Vote, now: datetime | None = None) -> None:

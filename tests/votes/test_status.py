@@ -203,3 +203,33 @@ def test_only_an_open_vote_is_extended(db: Session) -> None:
         votes.extend(
             db, u.org, vote, actor=u.admin, closes_at=datetime(2031, 1, 1, tzinfo=UTC), reason="x"
         )
+
+
+def test_many_requests_at_the_window_edge_open_the_vote_once(live_sessions) -> None:  # type: ignore[no-untyped-def]
+    """Every page of the vote checks the clock: at the edge, many requests at once find it
+    due, and exactly one opens it (a conditional update; the others see it moved)."""
+    from ratify.db import unit_of_work
+    from ratify.orgs.models import Organization
+    from tests.helpers import run_together
+
+    with unit_of_work(live_sessions) as db:
+        u = make_union(db)
+        vote = ready_vote(db, u)
+        votes.schedule(db, u.org, vote, actor=u.staff, secret_key="k" * 32)
+        now = datetime.now(UTC)
+        _set_window(db, vote, now - timedelta(seconds=1), now + timedelta(hours=1))
+        org_id, vote_id = u.org.id, vote.id
+
+    def request(_: int) -> VoteStatus:
+        with unit_of_work(live_sessions) as db:
+            org = db.get_one(Organization, org_id)
+            found = votes.get_vote(db, org, vote_id)
+            votes.advance(db, org, found)
+            return found.status
+
+    results = run_together(request, 8)
+    assert results == [VoteStatus.OPEN] * 8, results
+    with live_sessions() as db:
+        opened = db.scalars(select(AuditEvent).where(AuditEvent.action == "vote.opened")).all()
+        assert len(opened) == 1
+        assert verify_chain(db, org_id).ok
