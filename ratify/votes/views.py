@@ -303,7 +303,12 @@ def full_text_pdf(ctx: ViewContext) -> Response:
     if language not in vote.languages:
         raise NotFound()
     data, _document = votes.full_text(ctx.db, vote, language)
-    # Never the uploaded name (it could carry anything into a header): a fixed one.
+    return agreement_pdf(data, language)
+
+
+def agreement_pdf(data: bytes, language: str) -> Response:
+    """The agreement's full text as a download (for staff here, for members on their pages).
+    Never the uploaded name (it could carry anything into a header): a fixed one."""
     return Response(
         data,
         media_type="application/pdf",

@@ -25,6 +25,7 @@ from ratify.votes import casting
 from ratify.votes import services as votes
 from ratify.votes.factors import FACTOR_LABELS
 from ratify.votes.models import SecondFactor, Vote
+from ratify.votes.views import agreement_pdf
 from ratify.web.i18n import LANGUAGE_NAMES
 from ratify.web.routing import Cookie, ViewContext, page
 
@@ -229,14 +230,7 @@ def voter_full_text(ctx: ViewContext) -> Response:
     if language not in vote.languages:
         raise NotFound()
     data, _document = votes.full_text(ctx.db, vote, language)
-    return Response(
-        data,
-        media_type="application/pdf",
-        headers={
-            "Content-Disposition": f'attachment; filename="agreement-{language}.pdf"',
-            "X-Content-Type-Options": "nosniff",
-        },
-    )
+    return agreement_pdf(data, language)
 
 
 ROUTES = [

@@ -385,3 +385,24 @@ def test_the_ballot_keeps_the_language_the_member_chose(db: Session, client, set
     assert "Question in es?" in review.text and 'name="lang" value="es"' in review.text
     cast = client.post("/v/cast", data={"csrf_token": token, "choice": "no", "lang": "es"})
     assert cast.status_code == 200 and '<html lang="es">' in cast.text
+
+
+def test_members_download_the_agreement_in_their_session_only(
+    db: Session, client, settings
+) -> None:  # type: ignore[no-untyped-def]
+    from tests.votes.support import PDF
+
+    u = make_union(db)
+    vote = open_vote(db, u, settings.secret_key, second_factor=SecondFactor.NONE)
+    assert client.get("/v/full-text/en").status_code == 401
+    assert (
+        sign_in(client, link_of(settings.secret_key, voter(db, vote, "1001")), "").status_code
+        == 303
+    )
+    assert 'href="/v/full-text/en"' in client.get("/v/ballot").text
+    pdf = client.get("/v/full-text/en")
+    assert (pdf.status_code, pdf.content) == (200, PDF)
+    assert pdf.headers["content-type"] == "application/pdf"
+    assert pdf.headers["x-content-type-options"] == "nosniff"
+    assert pdf.headers["content-disposition"] == 'attachment; filename="agreement-en.pdf"'
+    assert client.get("/v/full-text/fr").status_code == 404
