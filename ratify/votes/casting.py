@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from ratify.accounts.models import StaffUser
 from ratify.audit import services as audit
-from ratify.db import utcnow
+from ratify.db import copy_rows, utcnow
 from ratify.errors import N_, BadRequest, Conflict, Forbidden, NotFound, TooManyRequests
 from ratify.orgs.models import Organization
 from ratify.throttle import services as throttle
@@ -220,36 +220,44 @@ def show_receipt(code: str) -> str:
 
 
 def mix(db: Session, vote_id: uuid.UUID) -> int:
-    """Rewrite the ballots and receipts cast since the last mix, each table in random order
-    (rule 1), in the caller's transaction, which must be one of its own. Rows are taken with
-    DELETE ... RETURNING, so a ballot cast meanwhile is either in this mix or left for the
-    next, never lost. Ballots get new random ids; receipts keep their codes (voters hold
-    them). Returns the number of ballots mixed."""
+    """Rewrite the vote's whole ballot box, ballots and receipts, each table in random order
+    (rule 1), in the caller's transaction, which must be one of its own. The whole box, not
+    only what came since the last mix: were only the newcomers rewritten, each mix's batch
+    would keep its own transaction id and place, in casting order, and a quiet hour's batch
+    of one ballot would name its voter. Rows are taken with DELETE ... RETURNING, so a ballot
+    cast meanwhile is either in this mix or left for the next, never lost. Ballots get new
+    random ids; receipts keep their codes (voters hold them). Returns the ballots mixed."""
     shuffle = random.SystemRandom().shuffle
     ballots = [
-        {"vote_id": vote_id, "tally_group": group, "choice": choice, "mixed": True}
+        (group, choice)
         for group, choice in db.execute(
             delete(Ballot)
-            .where(Ballot.vote_id == vote_id, Ballot.mixed.is_(False))
+            .where(Ballot.vote_id == vote_id)
             .returning(Ballot.tally_group, Ballot.choice)
         ).all()
     ]
     receipts = [
-        {"code": code, "vote_id": vote_id, "tally_group": group, "mixed": True}
+        (code, group)
         for code, group in db.execute(
             delete(Receipt)
-            .where(Receipt.vote_id == vote_id, Receipt.mixed.is_(False))
+            .where(Receipt.vote_id == vote_id)
             .returning(Receipt.code, Receipt.tally_group)
         ).all()
     ]
     shuffle(ballots)
     shuffle(receipts)
-    for row in ballots:
-        row["id"] = uuid.uuid4()
-    if ballots:
-        db.execute(insert(Ballot), ballots)
-    if receipts:
-        db.execute(insert(Receipt), receipts)
+    copy_rows(
+        db,
+        Ballot,
+        ["id", "vote_id", "tally_group", "choice", "mixed"],
+        [(uuid.uuid4(), vote_id, group, choice, True) for group, choice in ballots],
+    )
+    copy_rows(
+        db,
+        Receipt,
+        ["code", "vote_id", "tally_group", "mixed"],
+        [(code, vote_id, group, True) for code, group in receipts],
+    )
     return len(ballots)
 
 

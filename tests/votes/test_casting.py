@@ -406,3 +406,30 @@ def test_members_download_the_agreement_in_their_session_only(
     assert pdf.headers["x-content-type-options"] == "nosniff"
     assert pdf.headers["content-disposition"] == 'attachment; filename="agreement-en.pdf"'
     assert client.get("/v/full-text/fr").status_code == 404
+
+
+@needs_postgres
+@pytest.mark.postgres_only
+def test_mixing_after_every_cast_still_leaves_no_order_to_read(
+    live_sessions: sessionmaker[Session], settings
+) -> None:  # type: ignore[no-untyped-def]
+    """A mix rewrites the whole box: were only newcomers rewritten, each mix's batch (one
+    ballot, in a quiet hour) would keep its own xmin and place, in casting order."""
+    vote_id, ids = _cast_committed(live_sessions, settings.secret_key, 30)
+    cast_order = []
+    for n, voter_id in enumerate(ids):
+        choice = "yes" if n % 2 else "no"
+        with live_sessions.begin() as db:
+            access = casting.find_by_session(db, voter_id, 1)
+            assert access is not None
+            casting.cast(db, db.get_one(Vote, vote_id), access, choice)
+        cast_order.append(choice)
+        with live_sessions.begin() as db:
+            casting.mix(db, vote_id)
+    with live_sessions() as db:
+        for table in ("ballots", "receipts"):
+            xmins = db.execute(text(f"SELECT count(DISTINCT xmin::text) FROM {table}")).scalar_one()
+            assert xmins == 1, table  # all rewritten by the last mix
+        by_place = list(db.scalars(text("SELECT choice FROM ballots ORDER BY ctid")))
+        assert sorted(by_place) == sorted(cast_order)
+        assert by_place != cast_order  # 1 chance in C(30, 15) of agreeing at random
