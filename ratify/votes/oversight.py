@@ -12,13 +12,13 @@ from starlette.responses import Response
 
 from ratify.audit import services as audit
 from ratify.authz import Permission
-from ratify.errors import N_, BadRequest, NotFound, RatifyError
+from ratify.errors import N_, BadRequest, Conflict, NotFound, RatifyError
 from ratify.rosters import services as rosters
 from ratify.rosters.imports import neutralize
 from ratify.rosters.models import Member
 from ratify.votes import casting, credentials, turnout
 from ratify.votes import services as votes
-from ratify.votes.models import Channel, Vote, Voter, VoterStatus, VoteStatus
+from ratify.votes.models import Channel, SecondFactor, Vote, Voter, VoterStatus, VoteStatus
 from ratify.web.routing import ViewContext, page
 
 LINK_STATUSES = (VoteStatus.SCHEDULED, VoteStatus.OPEN)
@@ -126,19 +126,36 @@ def link_reissue(ctx: ViewContext) -> Response:
 
 
 def mail_house_csv(ctx: ViewContext) -> Response:
-    """Everyone who may vote, with a postal address and their link, for printed letters.
-    Never the second-factor value. Audited as one export, with its count."""
+    """Everyone who may vote, with a postal address and their link, for printed letters: a
+    POST (with its CSRF token), audited as one export with its count. Never a second factor,
+    since whoever holds the file holds the links (DESIGN.md §4 rule 4): refused while any
+    voter answers their postal code (the letter shows it), and without member numbers while
+    any answers the last 4 characters of theirs (a row number instead)."""
     assert ctx.org is not None and ctx.user is not None
     vote = _vote(ctx)
     if vote.status not in LINK_STATUSES:
         raise BadRequest(N_("Links are shown only while the vote is scheduled or open."))
+    if not vote.mail_letters:
+        raise Conflict(N_("This vote was set up without mailed letters."))
+    voting = (
+        Voter.vote_id == vote.id,
+        Voter.status.in_([VoterStatus.ELIGIBLE, VoterStatus.CHALLENGED]),
+    )
+    factors_used = set(ctx.db.scalars(select(Voter.factor).where(*voting).distinct()))
+    if SecondFactor.POSTAL_CODE in factors_used:
+        raise Conflict(
+            N_("Some voters answer their postal code, which a letter shows: choose another "
+               "second factor for them before exporting letters.")
+        )  # fmt: skip
+    numbers = SecondFactor.MEMBER_LAST4 not in factors_used
     minter = credentials.Minter(ctx.app.settings.secret_key, vote.id)
     base = ctx.app.settings.base_url
     out = io.StringIO()
     writer = csv.writer(out)
-    columns = ["member_number", "first_name", "last_name", "address_line1", "address_line2",
-               "city", "region", "postal_code", "country", "language", "link"]  # fmt: skip
-    writer.writerow(columns)
+    writer.writerow(
+        ["member_number" if numbers else "row", "first_name", "last_name", "address_line1",
+         "address_line2", "city", "region", "postal_code", "country", "language", "link"]
+    )  # fmt: skip
     stmt = (
         select(
             Voter.id,
@@ -155,18 +172,16 @@ def mail_house_csv(ctx: ViewContext) -> Response:
             Member.preferred_language,
         )
         .join(Member, Member.id == Voter.member_id)
-        .where(
-            Voter.vote_id == vote.id,
-            Voter.status.in_([VoterStatus.ELIGIBLE, VoterStatus.CHALLENGED]),
-        )
-        .order_by(Voter.member_number)
+        .where(*voting)
+        .order_by(Member.postal_code, Voter.member_number)  # as a mail house sorts letters
     )
     count = 0
-    for voter_id, issue, *details in ctx.db.execute(stmt):
+    for voter_id, issue, number, *details in ctx.db.execute(stmt):
+        count += 1
         language = details[-1] if details[-1] in vote.languages else vote.languages[0]
         link = credentials.link(base, minter.credential(voter_id, issue))
-        writer.writerow([neutralize(str(value)) for value in [*details[:-1], language, link]])
-        count += 1
+        cells = [number if numbers else str(count), *details[:-1], language, link]
+        writer.writerow([neutralize(str(value)) for value in cells])
     audit.record(
         ctx.db,
         organization=ctx.org,
@@ -205,5 +220,6 @@ ROUTES = [
         "/o/{slug}/votes/{vote_id}/mail-house.csv",
         mail_house_csv,
         access=Permission.CONTACT_EXPORT,
+        methods=["POST"],
     ),
 ]

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from ratify.audit.models import AuditEvent
 from ratify.votes import casting
-from ratify.votes.models import Receipt, SecondFactor
+from ratify.votes.models import Receipt, SecondFactor, Voter
 from tests.helpers import csrf_from, login
 from tests.votes.support import make_union
 from tests.votes.test_casting import link_of, open_vote, sign_in, vote_through_pages, voter
@@ -85,31 +85,74 @@ def test_staff_show_and_reissue_a_link_each_audited(db: Session, client, setting
     assert client.get(base).status_code == 403
 
 
+def _mail_house(client, u, vote):  # type: ignore[no-untyped-def]
+    base = f"/o/{u.org.slug}/votes/{vote.id}"
+    return client.post(
+        base + "/mail-house.csv", data={"csrf_token": csrf_from(client, base + "/links")}
+    )
+
+
 def test_the_mail_house_file_has_links_and_addresses_never_the_second_factor(
     db: Session, client, settings
 ) -> None:  # type: ignore[no-untyped-def]
     u = make_union(db)
-    vote = open_vote(db, u, settings.secret_key, second_factor=SecondFactor.POSTAL_CODE)
+    vote = open_vote(
+        db, u, settings.secret_key, second_factor=SecondFactor.BIRTH_YEAR, mail_letters=True
+    )
     path = f"/o/{u.org.slug}/votes/{vote.id}/mail-house.csv"
     login(client, u.staff.email)
-    assert client.get(path).status_code == 403  # administrators only
+    assert _mail_house(client, u, vote).status_code == 403  # administrators only
     client.cookies.clear()
     login(client, u.admin.email)
-    response = client.get(path)
+    assert client.get(path).status_code == 405  # a POST with its CSRF token, never a GET
+    assert client.post(path, data={}).status_code == 403
+    response = _mail_house(client, u, vote)
     assert response.status_code == 200 and response.headers["cache-control"] == "no-store"
     rows = list(csv.DictReader(io.StringIO(response.text)))
     for row in rows:
         client.ledger.add(row["link"].rpartition("/")[2])
-    assert [r["member_number"] for r in rows] == [
+    assert sorted(r["member_number"] for r in rows) == [
         "1001", "1002", "1003", "1004", "1005", "1006", "2001", "2002", "2003"
     ]  # fmt: skip
-    first = rows[0]
-    assert first["link"] == settings.base_url + link_of(
-        settings.secret_key, voter(db, vote, "1001")
-    )
-    assert "factor" not in ",".join(rows[0]) and "94110" not in first["link"]
-    assert "postal_code" in first  # the address is there for the envelope window
+    by_number = {r["member_number"]: r for r in rows}
+    expected = link_of(settings.secret_key, voter(db, vote, "1001"))
+    assert by_number["1001"]["link"] == settings.base_url + expected
+    assert by_number["1001"]["postal_code"] == "94110-1234"  # for the envelope window
+    text_ = response.text
+    assert "1981" not in text_ and "birth" not in text_  # member 1001's year of birth
     exported = db.scalars(select(AuditEvent).where(AuditEvent.action == "vote.mail_house_exported"))
     assert [e.data for e in exported] == [{"rows": 9}]
     assert db.scalars(select(Receipt)).all() == []
     assert casting.votes_to_mix(db) == []
+
+
+def test_the_mail_house_file_leaves_out_member_numbers_when_they_are_the_factor(
+    db: Session, client, settings
+) -> None:  # type: ignore[no-untyped-def]
+    u = make_union(db)
+    vote = open_vote(
+        db, u, settings.secret_key, second_factor=SecondFactor.MEMBER_LAST4, mail_letters=True
+    )
+    login(client, u.admin.email)
+    response = _mail_house(client, u, vote)
+    rows = list(csv.DictReader(io.StringIO(response.text)))
+    for row in rows:
+        client.ledger.add(row["link"].rpartition("/")[2])
+    assert [r["row"] for r in rows] == [str(n) for n in range(1, 10)]
+    assert "member_number" not in rows[0]
+    numbers = {v.member_number for v in db.scalars(select(Voter).where(Voter.vote_id == vote.id))}
+    assert not [cell for row in rows for cell in row.values() if cell in numbers]
+
+
+def test_no_mail_house_file_for_a_vote_without_letters_or_with_postal_codes(
+    db: Session, client, settings
+) -> None:  # type: ignore[no-untyped-def]
+    u = make_union(db)
+    vote = open_vote(db, u, settings.secret_key, second_factor=SecondFactor.POSTAL_CODE)
+    login(client, u.admin.email)
+    refused = _mail_house(client, u, vote)
+    assert refused.status_code == 409 and "without mailed letters" in refused.text
+    assert (
+        db.scalars(select(AuditEvent).where(AuditEvent.action == "vote.mail_house_exported")).all()
+        == []
+    )
