@@ -49,6 +49,9 @@ def upgrade() -> None:
 
     with op.batch_alter_table("voters", schema=None) as batch_op:
         batch_op.add_column(sa.Column("credential_hash", sa.String(length=64), nullable=True))
+        batch_op.add_column(
+            sa.Column("factor_failures", sa.Integer(), server_default="0", nullable=False)
+        )
         batch_op.create_unique_constraint(
             batch_op.f("uq_voters_credential_hash"), ["credential_hash"]
         )
@@ -57,6 +60,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     with op.batch_alter_table("voters", schema=None) as batch_op:
         batch_op.drop_constraint(batch_op.f("uq_voters_credential_hash"), type_="unique")
+        batch_op.drop_column("factor_failures")
         batch_op.drop_column("credential_hash")
 
     with op.batch_alter_table("receipts", schema=None) as batch_op:

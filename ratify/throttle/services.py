@@ -44,6 +44,15 @@ def clear_hits(db: Session, key: str) -> None:
     db.execute(delete(ThrottleHit).where(ThrottleHit.key == key))
 
 
+def remove_hits(db: Session, key: str, count: int) -> None:
+    """Take back the latest ``count`` hits under ``key`` (those a later success explains)."""
+    if count <= 0:
+        return
+    latest = select(ThrottleHit.id).where(ThrottleHit.key == key)
+    latest = latest.order_by(ThrottleHit.at.desc()).limit(count)
+    db.execute(delete(ThrottleHit).where(ThrottleHit.id.in_(latest.scalar_subquery())))
+
+
 def purge_expired(db: Session, older_than: timedelta, now: datetime | None = None) -> int:
     """Worker tick: drop hits no window looks back to."""
     result = db.execute(delete(ThrottleHit).where(ThrottleHit.at < (now or utcnow()) - older_than))

@@ -26,7 +26,15 @@ from sqlalchemy.orm import Session, selectinload
 from ratify.accounts.models import StaffUser
 from ratify.audit import services as audit
 from ratify.db import copy_rows, utcnow
-from ratify.errors import N_, BadRequest, Conflict, Forbidden, NotFound, TooManyRequests
+from ratify.errors import (
+    N_,
+    BadRequest,
+    Conflict,
+    Forbidden,
+    NotFound,
+    RatifyError,
+    TooManyRequests,
+)
 from ratify.orgs.models import Organization
 from ratify.throttle import services as throttle
 from ratify.votes import credentials, factors
@@ -47,6 +55,9 @@ from ratify.votes.models import (
 FACTOR_TRIES_PER_CREDENTIAL = 5
 FACTOR_TRIES_PER_ADDRESS = 30
 FACTOR_WINDOW = timedelta(minutes=15)
+# Wrong answers to one link, ever, before it is locked until staff reissue it: a year of
+# birth is one of about 80, which 5 guesses every 15 minutes would find within hours.
+FACTOR_LOCK_AFTER = 10
 
 RECEIPT_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"  # no 0/O, 1/I: read aloud, typed back
 RECEIPT_LENGTH = 16  # 80 bits
@@ -118,14 +129,30 @@ def _throttle_keys(secret_key: str, access: VoterAccess, client: str) -> tuple[s
     )
 
 
+class LinkLocked(Forbidden):
+    default_message = N_(
+        "This link is locked after too many wrong answers. Ask the union for a new link."
+    )
+
+
+class LinkReplaced(RatifyError):
+    status_code = 401
+    default_message = N_("Your voting link was replaced by a new one. Open the new link to vote.")
+
+
 def check_second_factor(
     db: Session, secret_key: str, access: VoterAccess, typed: str, client: str
 ) -> bool:
     """Whether ``typed`` is this voter's second factor. Refused outright (TooManyRequests)
-    after too many wrong answers for this link or from this address; a wrong answer is
-    counted, a right one clears the link's count. The caller commits either way."""
+    after too many wrong answers for this link or from this address in the window, and
+    (LinkLocked) after too many for this link ever. A wrong answer is counted; a right one
+    clears the link's count and takes back the address's hits it explains, so one person's
+    typos do not lock out their colleagues behind the same address. The caller commits."""
     voter_key, address_key = _throttle_keys(secret_key, access, client)
     throttle.serialize(db, voter_key, address_key)
+    voter = db.get_one(Voter, access.voter_id)
+    if voter.factor_failures >= FACTOR_LOCK_AFTER:
+        raise LinkLocked()
     if (
         throttle.count_hits(db, voter_key, FACTOR_WINDOW) >= FACTOR_TRIES_PER_CREDENTIAL
         or throttle.count_hits(db, address_key, FACTOR_WINDOW) >= FACTOR_TRIES_PER_ADDRESS
@@ -135,17 +162,20 @@ def check_second_factor(
         )
     if access.factor == SecondFactor.NONE:
         return True
-    voter = db.get_one(Voter, access.voter_id)
     right = (
         access.factor is not None
         and voter.factor_check is not None
         and factors.matches(secret_key, access.voter_id, voter.factor_check, typed, access.factor)
     )
     if right:
+        throttle.remove_hits(db, address_key, throttle.count_hits(db, voter_key, FACTOR_WINDOW))
         throttle.clear_hits(db, voter_key)
+        voter.factor_failures = 0
     else:
         throttle.add_hit(db, voter_key)
         throttle.add_hit(db, address_key)
+        voter.factor_failures += 1
+    db.flush()
     return right
 
 
@@ -199,6 +229,9 @@ def cast(db: Session, vote: Vote, access: VoterAccess, choice: str) -> str:
         .execution_options(synchronize_session=False)
     )
     if int(getattr(marked, "rowcount", 0)) != 1:
+        issue = db.scalar(select(Voter.credential_issue).where(Voter.id == access.voter_id))
+        if issue != access.issue:
+            raise LinkReplaced()  # reissued since this session began: nothing was cast
         raise AlreadyVoted(N_("You have already voted. Your vote was counted once."))
     db.execute(
         insert(Ballot).values(
@@ -292,6 +325,7 @@ def reissue(
         .values(
             credential_issue=issue,
             credential_hash=credentials.Minter(secret_key, vote.id).lookup(voter.id, issue),
+            factor_failures=0,
         )
         .execution_options(synchronize_session=False)
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import unicodedata
 import uuid
 from collections.abc import Callable
 from datetime import date
@@ -24,7 +25,11 @@ PURPOSE = "voter-second-factor"
 
 def normalize(factor: SecondFactor, value: str) -> str:
     """What is compared: letters and digits only, upper-cased; a US ZIP+4 as its first 5."""
-    cleaned = "".join(ch for ch in value if ch.isalnum()).upper()
+    # Full-width digits from a phone's keyboard (１９８４) or other scripts' (١٩٨٤) are the
+    # digits 1984: NFKC, then each digit by its value.
+    cleaned = "".join(
+        _ascii_digit(ch) for ch in unicodedata.normalize("NFKC", value) if ch.isalnum()
+    ).upper()
     if factor == SecondFactor.MEMBER_LAST4:
         return cleaned[-4:] if len(cleaned) >= 4 else ""
     if factor == SecondFactor.POSTAL_CODE and len(cleaned) == 9 and cleaned.isdigit():
@@ -32,6 +37,11 @@ def normalize(factor: SecondFactor, value: str) -> str:
     if factor == SecondFactor.BIRTH_YEAR:
         return cleaned if len(cleaned) == 4 and cleaned.isdigit() else ""
     return cleaned
+
+
+def _ascii_digit(ch: str) -> str:
+    digit = unicodedata.digit(ch, None)
+    return str(digit) if digit is not None else ch
 
 
 def member_value(

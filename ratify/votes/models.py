@@ -179,6 +179,9 @@ class Voter(UUIDPrimaryKey, Base):
     # A keyed hash of the current credential (votes.credentials): the link finds the voter
     # by it; the credential itself is derived, never stored (rule 4).
     credential_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    # Wrong second factors for the current credential, ever: past a limit the link is
+    # locked until staff reissue it (the sliding throttle alone lets a guesser go on).
+    factor_failures: Mapped[int] = mapped_column(default=0, server_default="0")
     # Server defaults: the freeze copies in only what differs between voters.
     credential_issue: Mapped[int] = mapped_column(default=1, server_default="1")
     has_voted: Mapped[bool] = mapped_column(default=False, server_default=false())

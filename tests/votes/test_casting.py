@@ -15,7 +15,7 @@ from ratify.audit.models import AuditEvent
 from ratify.jobs.registry import ticks
 from ratify.jobs.worker import Worker
 from ratify.throttle.models import ThrottleHit
-from ratify.votes import casting, credentials
+from ratify.votes import casting, credentials, factors
 from ratify.votes import services as votes
 from ratify.votes.models import (
     Ballot,
@@ -433,3 +433,59 @@ def test_mixing_after_every_cast_still_leaves_no_order_to_read(
         by_place = list(db.scalars(text("SELECT choice FROM ballots ORDER BY ctid")))
         assert sorted(by_place) == sorted(cast_order)
         assert by_place != cast_order  # 1 chance in C(30, 15) of agreeing at random
+
+
+def test_one_voters_typos_do_not_lock_out_others_behind_the_same_address(
+    db: Session, client, settings
+) -> None:  # type: ignore[no-untyped-def]
+    u = make_union(db)
+    vote = open_vote(db, u, settings.secret_key, second_factor=SecondFactor.MEMBER_LAST4)
+    mine = link_of(settings.secret_key, voter(db, vote, "1001"))
+    for _ in range(8):  # 32 wrong answers from this address in all, each round then right
+        for _ in range(casting.FACTOR_TRIES_PER_CREDENTIAL - 1):
+            assert sign_in(client, mine, "0000").status_code == 400
+        assert sign_in(client, mine, "1001").status_code == 303
+    colleague = link_of(settings.secret_key, voter(db, vote, "1002"))
+    assert sign_in(client, colleague, "1002").status_code == 303
+
+
+def test_a_link_is_locked_after_too_many_wrong_answers_until_reissued(
+    db: Session, client, settings
+) -> None:  # type: ignore[no-untyped-def]
+    u = make_union(db)
+    vote = open_vote(db, u, settings.secret_key)  # year of birth: one of about 80
+    link = link_of(settings.secret_key, voter(db, vote, "1001"))
+    for n in range(casting.FACTOR_LOCK_AFTER):
+        if n % casting.FACTOR_TRIES_PER_CREDENTIAL == 0:  # the sliding window has passed
+            db.execute(update(ThrottleHit).values(at=datetime.now(UTC) - timedelta(hours=1)))
+        assert sign_in(client, link, str(1900 + n)).status_code == 400
+    db.execute(update(ThrottleHit).values(at=datetime.now(UTC) - timedelta(hours=1)))
+    locked = sign_in(client, link, "1981")
+    assert locked.status_code == 403 and "locked" in locked.text
+    casting.reissue(db, u.org, vote, voter(db, vote, "1001"), actor=u.staff,
+                    secret_key=settings.secret_key)  # fmt: skip
+    db.expire_all()
+    assert (
+        sign_in(client, link_of(settings.secret_key, voter(db, vote, "1001")), "1981").status_code
+        == 303
+    )
+
+
+def test_a_session_older_than_a_reissue_casts_nothing(db: Session, settings) -> None:  # type: ignore[no-untyped-def]
+    u = make_union(db)
+    vote = open_vote(db, u, settings.secret_key, second_factor=SecondFactor.NONE)
+    v = voter(db, vote, "1001")
+    access = casting.find_by_session(db, v.id, 1)
+    assert access is not None
+    casting.reissue(db, u.org, vote, v, actor=u.staff, secret_key=settings.secret_key)
+    with pytest.raises(casting.LinkReplaced):
+        casting.cast(db, vote, access, "yes")
+    assert counts(db)[:3] == (0, 0, 0)
+
+
+def test_full_width_digits_are_the_digits_they_show(db: Session, client, settings) -> None:  # type: ignore[no-untyped-def]
+    u = make_union(db)
+    vote = open_vote(db, u, settings.secret_key, second_factor=SecondFactor.MEMBER_LAST4)
+    link = link_of(settings.secret_key, voter(db, vote, "1001"))
+    assert sign_in(client, link, "１００１").status_code == 303
+    assert factors.normalize(SecondFactor.BIRTH_YEAR, "١٩٨٤") == "1984"

@@ -86,5 +86,8 @@ def test_database_errors_never_quote_values(db: Session) -> None:
 def test_ipv6_clients_are_counted_by_their_slash_64() -> None:
     assert throttle_address("2001:db8:1:2:aaaa::1") == throttle_address("2001:db8:1:2:ffff::9")
     assert throttle_address("2001:db8:1:2::1") != throttle_address("2001:db8:1:3::1")
+    # IPv4 clients of a dual-stack listener are each their own address, not one /64.
+    assert throttle_address("::ffff:198.51.100.7") == "198.51.100.7"
+    assert throttle_address("::ffff:198.51.100.7") != throttle_address("::ffff:203.0.113.9")
     assert throttle_address("203.0.113.9") == "203.0.113.9"
     assert throttle_address("testclient") == "testclient"
