@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
+from markupsafe import escape
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session, selectinload, undefer
 
@@ -698,6 +699,11 @@ def extend(
 class BallotOption:
     key: str
     label: str
+    # What the form sends for this option: its position in two digits, the same length for
+    # every option, so a request's size does not tell an onlooker the choice; and ``pad``,
+    # spaces that make every option's review page the same length (DESIGN.md §4).
+    mark: str = ""
+    pad: str = ""
 
 
 @dataclass(frozen=True)
@@ -714,8 +720,9 @@ class Ballot:
     has_full_text: bool
     closes_at: datetime | None
 
-    def option(self, key: str) -> BallotOption | None:
-        return next((o for o in self.options if o.key == key), None)
+    def option(self, mark: str) -> BallotOption | None:
+        """The option a form's ``choice`` (its mark) names, or None."""
+        return next((o for o in self.options if o.mark == mark), None)
 
 
 def ballot(db: Session, vote: Vote, language: str) -> Ballot:
@@ -728,11 +735,29 @@ def ballot(db: Session, vote: Vote, language: str) -> Ballot:
         kind=vote.kind,
         language=language,
         question=vote.question.get(language, ""),
-        options=[BallotOption(o.key, o.labels.get(language, "")) for o in vote.options],
+        options=_marked([(o.key, o.labels.get(language, "")) for o in vote.options]),
         summary_html=document.summary_html if document else "",
         has_full_text=bool(document and document.full_text_size),
         closes_at=vote.closes_at,
     )
+
+
+def option_marks(vote: Vote) -> dict[str, str]:
+    """Each option's mark (what the ballot form sends) -> its key."""
+    return {_mark(n): option.key for n, option in enumerate(vote.options, 1)}
+
+
+def _mark(position: int) -> str:
+    return f"{position:02d}"
+
+
+def _marked(options: list[tuple[str, str]]) -> list[BallotOption]:
+    sizes = [len(str(escape(label)).encode()) for _, label in options]
+    widest = max(sizes, default=0)
+    return [
+        BallotOption(key, label, mark=_mark(n), pad=" " * (widest - size))
+        for n, ((key, label), size) in enumerate(zip(options, sizes, strict=True), 1)
+    ]
 
 
 def unit_codes(db: Session, org: Organization, unit_ids: list[str]) -> list[str]:

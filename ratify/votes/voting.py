@@ -214,7 +214,9 @@ def voter_cast(ctx: ViewContext) -> Response:
     try:
         if vote.closes_at is not None and vote.closes_at <= utcnow():
             raise Conflict(N_("Voting is not open."))
-        code = casting.cast(ctx.db, vote, access, ctx.field("choice"))
+        # The form sends the option's mark; an unknown one is refused by the cast.
+        key = votes.option_marks(vote).get(ctx.field("choice"), "")
+        code = casting.cast(ctx.db, vote, access, key)
     except RatifyError as exc:
         # Every refusal comes before the first write, or after a conditional update that
         # matched nothing: a refused cast has written nothing.

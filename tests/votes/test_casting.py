@@ -85,13 +85,15 @@ def vote_through_pages(client, link: str, answer: str, choice: str = "yes") -> s
     assert signed_in.status_code == 303, signed_in.text
     assert signed_in.headers["location"] == "/v/ballot"  # the credential is left behind
     token = csrf_from(client, "/v/ballot")
-    review = client.post("/v/review", data={"csrf_token": token, "choice": choice})
+    mark = MARKS.get(choice, choice)
+    review = client.post("/v/review", data={"csrf_token": token, "choice": mark})
     assert review.status_code == 200 and "You are voting" in review.text
-    cast = client.post("/v/cast", data={"csrf_token": token, "choice": choice})
+    cast = client.post("/v/cast", data={"csrf_token": token, "choice": mark})
     assert cast.status_code == 200, cast.text
     return cast.text
 
 
+MARKS = {"yes": "01", "no": "02"}  # what the ballot form sends: each option's position
 ANSWERS = {
     SecondFactor.MEMBER_LAST4: "1001",
     SecondFactor.BIRTH_YEAR: "1981",  # 1980 + 1001 % 20
@@ -381,9 +383,9 @@ def test_the_ballot_keeps_the_language_the_member_chose(db: Session, client, set
     ballot = client.get("/v/ballot?lang=es")
     assert 'lang="es"' in ballot.text and "Question in es?" in ballot.text
     token = _CSRF.search(ballot.text).group(1)  # type: ignore[union-attr]
-    review = client.post("/v/review", data={"csrf_token": token, "choice": "no", "lang": "es"})
+    review = client.post("/v/review", data={"csrf_token": token, "choice": "02", "lang": "es"})
     assert "Question in es?" in review.text and 'name="lang" value="es"' in review.text
-    cast = client.post("/v/cast", data={"csrf_token": token, "choice": "no", "lang": "es"})
+    cast = client.post("/v/cast", data={"csrf_token": token, "choice": "02", "lang": "es"})
     assert cast.status_code == 200 and '<html lang="es">' in cast.text
 
 
@@ -489,3 +491,27 @@ def test_full_width_digits_are_the_digits_they_show(db: Session, client, setting
     link = link_of(settings.secret_key, voter(db, vote, "1001"))
     assert sign_in(client, link, "１００１").status_code == 303
     assert factors.normalize(SecondFactor.BIRTH_YEAR, "١٩٨٤") == "1984"
+
+
+def test_the_choice_does_not_show_in_the_size_of_a_request_or_a_page(
+    db: Session, client, settings
+) -> None:  # type: ignore[no-untyped-def]
+    """An onlooker on the network (an employer's Wi-Fi) sees sizes even through TLS: every
+    option's form sends as many bytes, and every option's review page is as long."""
+    u = make_union(db)
+    vote = open_vote(db, u, settings.secret_key, second_factor=SecondFactor.NONE)
+    assert (
+        sign_in(client, link_of(settings.secret_key, voter(db, vote, "1001")), "").status_code
+        == 303
+    )
+    ballot = client.get("/v/ballot").text
+    marks = re.findall(r'name="choice" value="([^"]+)"', ballot)
+    assert marks == ["01", "02"]
+    token = _CSRF.search(ballot).group(1)  # type: ignore[union-attr]
+    pages = [
+        client.post("/v/review", data={"csrf_token": token, "choice": mark, "lang": "en"})
+        for mark in marks
+    ]
+    assert "Yes, I accept" in pages[0].text and "No, I reject" in pages[1].text
+    assert len(pages[0].content) == len(pages[1].content)
+    assert counts(db)[:3] == (0, 0, 0)

@@ -128,12 +128,12 @@ def test_the_ballot_preview_shows_each_language_as_members_see_it(db: Session, c
     assert "Sí, acepto el acuerdo" in page.text and "No, rechazo el acuerdo" in page.text
     assert "<h3>Wages</h3>" in page.text and "4% a year (es)" in page.text
     assert f"/o/{u.org.slug}/votes/{vote.id}/documents/es/agreement.pdf" in page.text
-    assert 'name="choice" value="yes"' in page.text
+    assert 'name="choice" value="01"' in page.text  # each option's position, not its key
     assert "Revisar mi voto" in page.text  # the button, in Spanish
     assert "Sign out" not in page.text and "Cerrar sesión" not in page.text  # no staff chrome
     english = client.get(preview + "?lang=en").text
     assert "Question in en?" in english and "Review my vote" in english
-    review = client.get(preview + "?lang=en&choice=no")
+    review = client.get(preview + "?lang=en&choice=02")
     assert "You are voting: No, I reject the agreement" in review.text
     assert "disabled" in review.text  # nothing is submitted from a preview
     assert "Question in en?" in client.get(preview + "?lang=en&choice=maybe").text
@@ -146,4 +146,4 @@ def test_the_preview_of_a_question_lists_its_options_in_order(db: Session, clien
     login(client, u.staff.email)
     text = client.get(f"/o/{u.org.slug}/votes/{vote.id}/preview").text
     assert text.index("Option 1") < text.index("Option 2") < text.index("Option 3")
-    assert 'value="3"' in text
+    assert 'value="03"' in text  # the third option's mark
