@@ -44,7 +44,6 @@ from ratify.votes.models import (
     Receipt,
     SecondFactor,
     Vote,
-    VoteOption,
     Voter,
     VoterStatus,
     VoteStatus,
@@ -179,16 +178,6 @@ def check_second_factor(
     return right
 
 
-def option_keys(db: Session, vote: Vote) -> list[str]:
-    return list(
-        db.scalars(
-            select(VoteOption.key)
-            .where(VoteOption.vote_id == vote.id)
-            .order_by(VoteOption.position)
-        )
-    )
-
-
 def may_cast(access: VoterAccess, vote: Vote) -> None:
     """Refusals before the ballot is shown or a choice is taken."""
     if vote.status != VoteStatus.OPEN:
@@ -210,7 +199,7 @@ def cast(db: Session, vote: Vote, access: VoterAccess, choice: str) -> str:
     cast with the same credential issue a no-op under any concurrency, refused here so the
     caller's transaction rolls back and writes nothing."""
     may_cast(access, vote)
-    if choice not in option_keys(db, vote):
+    if choice not in {option.key for option in vote.options}:  # loaded with the vote
         raise BadRequest(N_("Choose one of the options on the ballot."))
     marked = db.execute(
         update(Voter)

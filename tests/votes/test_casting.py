@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import Boolean, DateTime, func, inspect, select, text, update
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from ratify.audit.models import AuditEvent
 from ratify.jobs.registry import ticks
@@ -270,7 +270,7 @@ def test_after_a_mix_no_join_on_xmin_or_position_links_voters_to_ballots(
     vote_id, ids = _cast_committed(live_sessions, settings.secret_key, 60)
     for voter_id in ids:  # one transaction each, as the page does
         with live_sessions.begin() as db:
-            vote = db.get_one(Vote, vote_id)
+            vote = db.get_one(Vote, vote_id, options=[selectinload(Vote.options)])
             access = casting.find_by_session(db, voter_id, 1)
             assert access is not None
             casting.cast(db, vote, access, "yes" if voter_id.int % 2 else "no")
@@ -336,7 +336,7 @@ def test_one_credential_cast_many_times_at_once_gives_one_ballot(
     def attempt(n: int) -> str:
         voter_id = ids[n % len(ids)]
         with live_sessions.begin() as db:
-            vote = db.get_one(Vote, vote_id)
+            vote = db.get_one(Vote, vote_id, options=[selectinload(Vote.options)])
             access = casting.find_by_session(db, voter_id, 1)
             assert access is not None
             try:
@@ -424,7 +424,9 @@ def test_mixing_after_every_cast_still_leaves_no_order_to_read(
         with live_sessions.begin() as db:
             access = casting.find_by_session(db, voter_id, 1)
             assert access is not None
-            casting.cast(db, db.get_one(Vote, vote_id), access, choice)
+            casting.cast(
+                db, db.get_one(Vote, vote_id, options=[selectinload(Vote.options)]), access, choice
+            )
         cast_order.append(choice)
         with live_sessions.begin() as db:
             casting.mix(db, vote_id)
