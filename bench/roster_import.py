@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import os
 import random
 import resource
 import sys
@@ -34,7 +35,10 @@ from ratify.rosters.models import ImportScope
 from ratify.rosters.services import UnitFields, create_unit
 from ratify.settings import Settings
 
-PROCESSES = Settings().import_check_processes  # what `ratify worker` uses on this machine
+# As `ratify worker` would: RATIFY_IMPORT_CHECK_PROCESSES, or the default.
+PROCESSES = int(
+    os.environ.get("RATIFY_IMPORT_CHECK_PROCESSES") or Settings().import_check_processes
+)
 
 FIRST = ["Ana", "Ben", "Chen", "Dana", "Eli", "Fatima", "Gus", "Hana", "Iris", "Jamal", "Keiko"]
 LAST = ["García", "Okafor", "Wei", "Kowalski", "Haddad", "Yusuf", "Lindqvist", "Sato", "Moreau"]

@@ -150,11 +150,12 @@ class Settings:
         ),
     )
     import_check_processes: int = field(
-        default_factory=lambda: min(4, os.cpu_count() or 1),
+        default=1,
         metadata=_doc(
             "RATIFY_IMPORT_CHECK_PROCESSES",
             "How many processes `ratify worker` and the CLI use to check the rows of a large "
-            "roster file (20,000 rows or more). Default: one per core, at most 4.",
+            "roster file (20,000 rows or more). On 2 cores a second one saves little and "
+            "costs its share of the roster in memory; try one per core from 4 cores up.",
         ),
     )
     worker_poll_seconds: float = field(

@@ -111,9 +111,9 @@ def test_every_permission_is_documented_in_the_readme_with_its_roles() -> None:
         )
 
 
-def test_import_check_processes_default_to_the_cores_and_refuse_zero(tmp_path: Path) -> None:
+def test_import_check_processes_default_to_one_and_refuse_zero(tmp_path: Path) -> None:
     environ = {"RATIFY_VAR_DIR": str(tmp_path)}
-    assert 1 <= load_settings(environ).import_check_processes <= 4
+    assert load_settings(environ).import_check_processes == 1
     assert (
         load_settings({**environ, "RATIFY_IMPORT_CHECK_PROCESSES": "3"}).import_check_processes == 3
     )
