@@ -1137,29 +1137,29 @@ def _insert_new_members(
         members(),
     )  # fmt: skip
     period = ["id", "member_id", "kind", "status", "start_date"]
-    membership, employment = StatusKind.MEMBERSHIP.value, StatusKind.EMPLOYMENT.value
-    copy_rows(
-        db,
-        MemberStatusPeriod,
-        period,
-        (
-            (key, member_id, membership, (row.membership or MembershipStatus.MEMBER).value,
-             effective)
-            for key, member_id, row in zip(ascending_uuids(count), member_ids, result.new,
-                                           strict=True)
-        ),
-    )  # fmt: skip
-    copy_rows(
-        db,
-        MemberStatusPeriod,
-        period,
-        (
-            (key, member_id, employment, (row.employment or EmploymentStatus.ACTIVE).value,
-             effective)
-            for key, member_id, row in zip(ascending_uuids(count), member_ids, result.new,
-                                           strict=True)
-        ),
-    )  # fmt: skip
+
+    def membership(row: RosterRow) -> str:
+        return (row.membership or MembershipStatus.MEMBER).value
+
+    def employment(row: RosterRow) -> str:
+        return (row.employment or EmploymentStatus.ACTIVE).value
+
+    status_of: Callable[[RosterRow], str]
+    for kind, status_of in (
+        (StatusKind.MEMBERSHIP, membership),
+        (StatusKind.EMPLOYMENT, employment),
+    ):
+        copy_rows(
+            db,
+            MemberStatusPeriod,
+            period,
+            (
+                (key, member_id, kind.value, status_of(row), effective)
+                for key, member_id, row in zip(
+                    ascending_uuids(count), member_ids, result.new, strict=True
+                )
+            ),
+        )
     unit_ids = {code: unit.id for code, unit in units.items()}
 
     def assignments() -> Iterator[tuple[Any, ...]]:
