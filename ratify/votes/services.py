@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session, selectinload, undefer
 
 from ratify.accounts.models import StaffRole, StaffUser
 from ratify.audit import services as audit
+from ratify.audit.models import AuditEvent
 from ratify.authz import Role
 from ratify.db import utcnow
 from ratify.errors import N_, BadRequest, Conflict, NotFound
@@ -550,6 +551,11 @@ def unschedule(db: Session, org: Organization, vote: Vote, *, actor: StaffUser) 
     from ratify.votes import voters
 
     _require(vote, VoteStatus.SCHEDULED)
+    if links_given_out(db, vote):
+        raise Conflict(
+            N_("Links to this vote have been shown or exported for letters: returning it to "
+               "draft would stop them working. Reissue single links instead.")
+        )  # fmt: skip
     voters.drop(db, vote)
     if _move(db, vote, VoteStatus.SCHEDULED, VoteStatus.DRAFT, scheduled_at=None) != 1:
         raise Conflict()
@@ -561,6 +567,21 @@ def unschedule(db: Session, org: Organization, vote: Vote, *, actor: StaffUser) 
         object_type="vote",
         object_id=vote.id,
     )
+
+
+LINKS_GIVEN_OUT = ("vote.link_shown", "vote.mail_house_exported")
+
+
+def links_given_out(db: Session, vote: Vote) -> bool:
+    """Whether any voter's link has left Ratify (shown to staff or exported for letters), as
+    the audit log records: dropping the voter list would then break links people hold."""
+    stmt = select(AuditEvent.id).where(
+        AuditEvent.organization_id == vote.organization_id,
+        AuditEvent.object_type == "vote",
+        AuditEvent.object_id == str(vote.id),
+        AuditEvent.action.in_(LINKS_GIVEN_OUT),
+    )
+    return db.execute(stmt.limit(1)).first() is not None
 
 
 def _move(db: Session, vote: Vote, before: VoteStatus, after: VoteStatus, **values: Any) -> int:

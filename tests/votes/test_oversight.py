@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from ratify.audit.models import AuditEvent
 from ratify.votes import casting
+from ratify.votes import services as votes
 from ratify.votes.models import Receipt, SecondFactor, Voter
 from tests.helpers import csrf_from, login
 from tests.votes.support import make_union
@@ -156,3 +157,29 @@ def test_no_mail_house_file_for_a_vote_without_letters_or_with_postal_codes(
         db.scalars(select(AuditEvent).where(AuditEvent.action == "vote.mail_house_exported")).all()
         == []
     )
+
+
+def test_a_vote_whose_links_went_out_cannot_return_to_draft(db: Session, client, settings) -> None:  # type: ignore[no-untyped-def]
+    """Returning to draft drops the voter list, and with it every link: refused once a link
+    was shown to staff or exported for letters."""
+    from tests.votes.support import ready_vote
+
+    u = make_union(db)
+    vote = ready_vote(db, u)
+    votes.schedule(db, u.org, vote, actor=u.staff, secret_key=settings.secret_key)
+    other = ready_vote(db, u)
+    votes.schedule(db, u.org, other, actor=u.staff, secret_key=settings.secret_key)
+    login(client, u.staff.email)
+    base = f"/o/{u.org.slug}/votes/{vote.id}"
+    token = csrf_from(client, base + "/links")
+    shown = client.post(base + "/links/show", data={"csrf_token": token, "member_number": "1001"})
+    client.ledger.add(link_of(settings.secret_key, voter(db, vote, "1001")).rpartition("/")[2])
+    assert shown.status_code == 200
+    refused = client.post(base + "/unschedule", data={"csrf_token": token})
+    assert refused.status_code == 409 and "Reissue single links instead" in refused.text
+    db.expire_all()
+    assert votes.get_vote(db, u.org, vote.id).status.value == "scheduled"
+    assert voter(db, vote, "1001") is not None
+    # A vote whose links never left Ratify still can.
+    votes.unschedule(db, u.org, other, actor=u.staff)
+    assert votes.get_vote(db, u.org, other.id).status.value == "draft"
