@@ -7,7 +7,6 @@ from __future__ import annotations
 import csv
 import io
 
-from sqlalchemy import select
 from starlette.responses import Response
 
 from ratify.audit import services as audit
@@ -15,10 +14,9 @@ from ratify.authz import Permission
 from ratify.errors import N_, BadRequest, Conflict, NotFound, RatifyError
 from ratify.rosters import services as rosters
 from ratify.rosters.imports import neutralize
-from ratify.rosters.models import Member
-from ratify.votes import casting, credentials, turnout
+from ratify.votes import casting, credentials, turnout, voters
 from ratify.votes import services as votes
-from ratify.votes.models import Channel, SecondFactor, Vote, Voter, VoterStatus, VoteStatus
+from ratify.votes.models import Channel, SecondFactor, Vote, Voter, VoteStatus
 from ratify.web.routing import ViewContext, page
 
 LINK_STATUSES = (VoteStatus.SCHEDULED, VoteStatus.OPEN)
@@ -51,9 +49,7 @@ def _voter(ctx: ViewContext, vote: Vote) -> Voter:
     number = ctx.field("member_number").strip()
     if not number:
         raise BadRequest(N_("Type the member number."))
-    found = ctx.db.execute(
-        select(Voter).where(Voter.vote_id == vote.id, Voter.member_number == number)
-    ).scalar_one_or_none()
+    found = voters.find_voter(ctx.db, vote, number)
     if found is None or found.credential_hash is None:
         raise NotFound(N_("Nobody with this member number can vote in this vote."))
     return found
@@ -137,11 +133,7 @@ def mail_house_csv(ctx: ViewContext) -> Response:
         raise BadRequest(N_("Links are shown only while the vote is scheduled or open."))
     if not vote.mail_letters:
         raise Conflict(N_("This vote was set up without mailed letters."))
-    voting = (
-        Voter.vote_id == vote.id,
-        Voter.status.in_([VoterStatus.ELIGIBLE, VoterStatus.CHALLENGED]),
-    )
-    factors_used = set(ctx.db.scalars(select(Voter.factor).where(*voting).distinct()))
+    factors_used = voters.factors_of_voters(ctx.db, vote)
     if SecondFactor.POSTAL_CODE in factors_used:
         raise Conflict(
             N_("Some voters answer their postal code, which a letter shows: choose another "
@@ -153,34 +145,14 @@ def mail_house_csv(ctx: ViewContext) -> Response:
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(
-        ["member_number" if numbers else "row", "first_name", "last_name", "address_line1",
-         "address_line2", "city", "region", "postal_code", "country", "language", "link"]
-    )  # fmt: skip
-    stmt = (
-        select(
-            Voter.id,
-            Voter.credential_issue,
-            Voter.member_number,
-            Member.first_name,
-            Member.last_name,
-            Member.address_line1,
-            Member.address_line2,
-            Member.city,
-            Member.region,
-            Member.postal_code,
-            Member.country,
-            Member.preferred_language,
-        )
-        .join(Member, Member.id == Voter.member_id)
-        .where(*voting)
-        .order_by(Member.postal_code, Voter.member_number)  # as a mail house sorts letters
+        ["member_number" if numbers else "row", *voters.LETTER_FIELDS, "language", "link"]
     )
     count = 0
-    for voter_id, issue, number, *details in ctx.db.execute(stmt):
+    for voter_id, issue, number, *details, preferred in voters.letter_recipients(ctx.db, vote):
         count += 1
-        language = details[-1] if details[-1] in vote.languages else vote.languages[0]
+        language = preferred if preferred in vote.languages else vote.languages[0]
         link = credentials.link(base, minter.credential(voter_id, issue))
-        cells = [number if numbers else str(count), *details[:-1], language, link]
+        cells = [number if numbers else str(count), *details, language, link]
         writer.writerow([neutralize(str(value)) for value in cells])
     audit.record(
         ctx.db,

@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -267,7 +267,8 @@ def search(
     )
 
 
-def _voter(db: Session, vote: Vote, member_number: str) -> Voter | None:
+def find_voter(db: Session, vote: Vote, member_number: str) -> Voter | None:
+    """The vote's voter with this member number, or None."""
     stmt = select(Voter).where(Voter.vote_id == vote.id, Voter.member_number == member_number)
     return db.scalars(stmt).first()
 
@@ -294,7 +295,7 @@ def exclude(
     if vote.status != VoteStatus.SCHEDULED:
         raise Conflict(N_("Voters can be excluded only between scheduling and opening."))
     reason = _check_reason(reason)
-    voter = _voter(db, vote, member_number.strip())
+    voter = find_voter(db, vote, member_number.strip())
     if voter is None or voter.status not in VOTING:
         raise BadRequest(N_("No voter on this list has that member number."))
     voter.status = VoterStatus.EXCLUDED
@@ -343,7 +344,7 @@ def challenge(
         group = AGGREGATE_GROUP
     if group not in groups:
         raise BadRequest(N_("Choose the bargaining unit the voter would vote in."))
-    voter = _voter(db, vote, number)
+    voter = find_voter(db, vote, number)
     if voter is not None and voter.status in VOTING:
         raise BadRequest(N_("This member is already on the list."))
     data = _factor_data(db, org, [member_id]).get(member_id)
@@ -465,3 +466,34 @@ def at_opening(db: Session, vote: Vote) -> dict[str, Any]:
         "defaulted_to_none": int(getattr(result, "rowcount", 0)),
         "small_groups": sorted(counts.small_groups),
     }
+
+
+# -- letters ------------------------------------------------------------------------------------
+
+LETTER_FIELDS = ("first_name", "last_name", "address_line1", "address_line2", "city", "region",
+                 "postal_code", "country")  # fmt: skip
+
+
+def factors_of_voters(db: Session, vote: Vote) -> set[SecondFactor | None]:
+    """The second factors that the vote's eligible and challenged voters answer."""
+    stmt = select(Voter.factor).where(Voter.vote_id == vote.id, Voter.status.in_(VOTING))
+    return set(db.scalars(stmt.distinct()))
+
+
+def letter_recipients(db: Session, vote: Vote) -> Iterator[Any]:
+    """Every eligible and challenged voter with what a letter needs: voter id, credential
+    issue, member number, the LETTER_FIELDS and the preferred language; by postal code, as
+    a mail house sorts letters. One streamed query."""
+    stmt = (
+        select(
+            Voter.id,
+            Voter.credential_issue,
+            Voter.member_number,
+            *(getattr(Member, name) for name in LETTER_FIELDS),
+            Member.preferred_language,
+        )
+        .join(Member, Member.id == Voter.member_id)
+        .where(Voter.vote_id == vote.id, Voter.status.in_(VOTING))
+        .order_by(Member.postal_code, Voter.member_number)
+    )
+    yield from db.execute(stmt)
