@@ -65,6 +65,15 @@ RECEIPT_LENGTH = 16  # 80 bits
 class AlreadyVoted(Conflict):
     """A second cast with the same credential (or after a paper or in-person vote)."""
 
+    default_message = N_("You have already voted. Your vote was counted once.")
+
+
+class BadLink(NotFound):
+    """A malformed, unknown or reissued link: one answer for each, so a guesser learns
+    nothing."""
+
+    default_message = N_("This voting link is not valid. Check it, or ask for a new one.")
+
 
 @dataclass(frozen=True)
 class VoterAccess:
@@ -94,15 +103,14 @@ def _access(voter: Voter) -> VoterAccess:
 
 
 def find_by_credential(db: Session, secret_key: str, credential: str) -> VoterAccess:
-    """The voter a link names, or NotFound for a malformed, unknown or reissued link (the
-    same answer for each, so a guesser learns nothing)."""
+    """The voter a link names, or BadLink."""
     parsed = credentials.parse(credential)
     if parsed is None:
-        raise NotFound(N_("This voting link is not valid. Check it, or ask for a new one."))
+        raise BadLink()
     digest = credentials.lookup_hash(credentials.lookup_key(secret_key), parsed)
     voter = db.execute(select(Voter).where(Voter.credential_hash == digest)).scalar_one_or_none()
     if voter is None:
-        raise NotFound(N_("This voting link is not valid. Check it, or ask for a new one."))
+        raise BadLink()
     return _access(voter)
 
 
@@ -179,8 +187,11 @@ def check_second_factor(
 
 
 def may_cast(access: VoterAccess, vote: Vote) -> None:
-    """Refusals before the ballot is shown or a choice is taken."""
-    if vote.status != VoteStatus.OPEN:
+    """Refusals before the ballot is shown or a choice is taken. Past the closing time the
+    vote is not open even while its status (moved by the ballot page or the worker, never
+    by a cast) still says so."""
+    closed = vote.closes_at is not None and vote.closes_at <= utcnow()
+    if vote.status != VoteStatus.OPEN or closed:
         raise Conflict(N_("Voting is not open."))
     if access.status == VoterStatus.CHALLENGED:
         raise Forbidden(
@@ -190,7 +201,7 @@ def may_cast(access: VoterAccess, vote: Vote) -> None:
     if access.status != VoterStatus.ELIGIBLE:
         raise Forbidden(N_("You are not on the list of voters for this vote."))
     if access.has_voted:
-        raise AlreadyVoted(N_("You have already voted. Your vote was counted once."))
+        raise AlreadyVoted()
 
 
 def cast(db: Session, vote: Vote, access: VoterAccess, choice: str) -> str:
@@ -221,7 +232,7 @@ def cast(db: Session, vote: Vote, access: VoterAccess, choice: str) -> str:
         issue = db.scalar(select(Voter.credential_issue).where(Voter.id == access.voter_id))
         if issue != access.issue:
             raise LinkReplaced()  # reissued since this session began: nothing was cast
-        raise AlreadyVoted(N_("You have already voted. Your vote was counted once."))
+        raise AlreadyVoted()
     db.execute(
         insert(Ballot).values(
             id=uuid.uuid4(), vote_id=vote.id, tally_group=access.tally_group, choice=choice

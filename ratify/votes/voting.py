@@ -16,8 +16,7 @@ from starlette.responses import Response
 
 from ratify.accounts.views import client_address
 from ratify.authz import PUBLIC, VOTER
-from ratify.db import utcnow
-from ratify.errors import N_, BadRequest, Conflict, NotFound, RatifyError
+from ratify.errors import N_, BadRequest, NotFound, RatifyError
 from ratify.orgs.models import Organization
 from ratify.rosters.models import Member
 from ratify.security import VOTER_SESSION_SALT, Signer
@@ -131,7 +130,7 @@ def voter_sign_in(ctx: ViewContext) -> Response:
 # -- the voter session ---------------------------------------------------------------------------
 
 
-class SessionEnded(NotFound):
+class SessionEnded(RatifyError):
     status_code = 401
     default_message = N_(
         "Your voting session has ended. Open your personal link again to continue."
@@ -208,12 +207,10 @@ def voter_review(ctx: ViewContext) -> Response:
 
 def voter_cast(ctx: ViewContext) -> Response:
     """Cast: the three writes of DESIGN.md §4 rule 2 and nothing else in this transaction (no
-    status change either: a vote is opened or closed by the ballot page or the worker, and a
-    vote past its closing time refuses here)."""
+    status change either: a vote is opened or closed by the ballot page or the worker, and
+    ``casting.may_cast`` refuses a vote past its closing time)."""
     access, vote, language = _session(ctx)
     try:
-        if vote.closes_at is not None and vote.closes_at <= utcnow():
-            raise Conflict(N_("Voting is not open."))
         # The form sends the option's mark; an unknown one is refused by the cast.
         key = votes.option_marks(vote).get(ctx.field("choice"), "")
         code = casting.cast(ctx.db, vote, access, key)

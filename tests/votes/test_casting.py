@@ -517,3 +517,28 @@ def test_the_choice_does_not_show_in_the_size_of_a_request_or_a_page(
     assert "Yes, I accept" in pages[0].text and "No, I reject" in pages[1].text
     assert len(pages[0].content) == len(pages[1].content)
     assert counts(db)[:3] == (0, 0, 0)
+
+
+def test_past_its_closing_time_a_vote_takes_no_ballot_whatever_its_status(
+    db: Session, client, settings
+) -> None:  # type: ignore[no-untyped-def]
+    """The cast moves no status (rule 2), so a vote whose window has just passed may still
+    say open: the review and the cast refuse it all the same, and write nothing."""
+    u = make_union(db)
+    vote = open_vote(db, u, settings.secret_key, second_factor=SecondFactor.NONE)
+    assert (
+        sign_in(client, link_of(settings.secret_key, voter(db, vote, "1001")), "").status_code
+        == 303
+    )
+    token = csrf_from(client, "/v/ballot")
+    db.execute(
+        update(Vote).where(Vote.id == vote.id)
+        .values(closes_at=datetime.now(UTC) - timedelta(seconds=1))
+    )  # fmt: skip
+    before = counts(db)
+    for step in ("/v/review", "/v/cast"):
+        refused = client.post(step, data={"csrf_token": token, "choice": "01"})
+        assert refused.status_code == 409 and "Voting is not open" in refused.text
+    db.expire_all()
+    assert counts(db) == before
+    assert db.get_one(Vote, vote.id).status == VoteStatus.OPEN  # the cast moved nothing
