@@ -91,5 +91,9 @@ def create_app(settings: Settings, *, sessions: sessionmaker[Session] | None = N
             Exception: web_errors.server_error,
         },
     )
+    for route in app.routes:
+        name = getattr(route, "name", None)
+        if name:
+            state.routes_by_name.setdefault(name, route)
     app.state.ratify = state
     return app

@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import random
 import secrets
+import typing
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import delete, insert, select, update
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy import Table, bindparam, delete, exists, func, insert, or_, select, update
+from sqlalchemy.orm import Session
 
 from ratify.accounts.models import StaffUser
 from ratify.audit import services as audit
@@ -36,8 +38,10 @@ from ratify.errors import (
     TooManyRequests,
 )
 from ratify.orgs.models import Organization
+from ratify.rosters.models import Member
 from ratify.throttle import services as throttle
-from ratify.votes import credentials, factors
+from ratify.throttle.models import ThrottleHit
+from ratify.votes import credentials, factors, sheets
 from ratify.votes.models import (
     Ballot,
     Channel,
@@ -77,7 +81,8 @@ class BadLink(NotFound):
 
 @dataclass(frozen=True)
 class VoterAccess:
-    """Who a personal link or a voter session names: enough to show the ballot and to cast."""
+    """Who a personal link or a voter session names, with what the member's pages need of
+    the vote and the organization now (the vote's fixed content is on its sheet)."""
 
     voter_id: uuid.UUID
     vote_id: uuid.UUID
@@ -87,19 +92,71 @@ class VoterAccess:
     status: VoterStatus
     factor: SecondFactor | None
     has_voted: bool
+    vote_status: VoteStatus
+    opens_at: datetime | None
+    closes_at: datetime | None
+    org_name: str
+    timezone: str
+    preferred_language: str  # the member's, or ""
+
+    @property
+    def seat(self) -> Seat:
+        return Seat(self.voter_id, self.issue, self.vote_id)
+
+    def due(self, now: datetime) -> bool:
+        """Whether the vote's window has an edge behind it that its status has not caught up
+        with (the worker's tick or ``services.advance`` moves it)."""
+        return (
+            self.vote_status == VoteStatus.SCHEDULED
+            and self.opens_at is not None
+            and self.opens_at <= now
+        ) or (
+            self.vote_status == VoteStatus.OPEN
+            and self.closes_at is not None
+            and self.closes_at <= now
+        )
 
 
-def _access(voter: Voter) -> VoterAccess:
-    return VoterAccess(
-        voter.id,
-        voter.vote_id,
-        voter.member_id,
-        voter.credential_issue,
-        voter.tally_group,
-        voter.status,
-        voter.factor,
-        voter.has_voted,
+@dataclass(frozen=True)
+class Seat:
+    """What a voter session names: the voter, the credential issue it began with, the vote."""
+
+    voter_id: uuid.UUID
+    issue: int
+    vote_id: uuid.UUID
+
+
+def _table(model: type[Any]) -> Table:
+    return typing.cast(Table, model.__table__)
+
+
+# The member's pages run one statement each to know who is asking; Core statements built
+# once, so each request pays neither the ORM's loading nor the statement's construction.
+_voters, _votes = _table(Voter), _table(Vote)
+_orgs, _members = _table(Organization), _table(Member)
+_ACCESS = (
+    select(
+        _voters.c.id, _voters.c.vote_id, _voters.c.member_id, _voters.c.credential_issue,
+        _voters.c.tally_group, _voters.c.status, _voters.c.factor, _voters.c.has_voted,
+        _votes.c.status, _votes.c.opens_at, _votes.c.closes_at,
+        _orgs.c.name, _orgs.c.timezone, _members.c.preferred_language,
     )
+    .select_from(_voters)
+    .join(_votes, _votes.c.id == _voters.c.vote_id)
+    .join(_orgs, _orgs.c.id == _votes.c.organization_id)
+    .join(_members, _members.c.id == _voters.c.member_id)
+)  # fmt: skip
+_BY_HASH = _ACCESS.where(_voters.c.credential_hash == bindparam("digest"))
+_BY_ID = _ACCESS.where(_voters.c.id == bindparam("voter_id"))
+
+
+def _access(row: Any) -> VoterAccess:
+    voter_id, vote_id, member_id, issue, group, status, factor, has_voted, *rest = row
+    vote_status, opens_at, closes_at, org_name, timezone, language = rest
+    return VoterAccess(
+        voter_id, vote_id, member_id, issue, group, status, factor, has_voted,
+        vote_status, opens_at, closes_at, org_name, timezone, language or "",
+    )  # fmt: skip
 
 
 def find_by_credential(db: Session, secret_key: str, credential: str) -> VoterAccess:
@@ -108,25 +165,18 @@ def find_by_credential(db: Session, secret_key: str, credential: str) -> VoterAc
     if parsed is None:
         raise BadLink()
     digest = credentials.lookup_hash(credentials.lookup_key(secret_key), parsed)
-    voter = db.execute(select(Voter).where(Voter.credential_hash == digest)).scalar_one_or_none()
-    if voter is None:
+    row = db.connection().execute(_BY_HASH, {"digest": digest}).first()
+    if row is None:
         raise BadLink()
-    return _access(voter)
+    return _access(row)
 
 
 def find_by_session(db: Session, voter_id: uuid.UUID, issue: int) -> VoterAccess | None:
     """The voter a voter session names, while its credential issue is still current."""
-    voter = db.get(Voter, voter_id)
-    if voter is None or voter.credential_issue != issue:
+    row = db.connection().execute(_BY_ID, {"voter_id": voter_id}).first()
+    if row is None or row[3] != issue:
         return None
-    return _access(voter)
-
-
-def vote_of(db: Session, access: VoterAccess) -> Vote:
-    vote = db.get(Vote, access.vote_id, options=[selectinload(Vote.options)])
-    if vote is None:
-        raise NotFound()
-    return vote
+    return _access(row)
 
 
 def _throttle_keys(secret_key: str, access: VoterAccess, client: str) -> tuple[str, str]:
@@ -147,6 +197,19 @@ class LinkReplaced(RatifyError):
     default_message = N_("Your voting link was replaced by a new one. Open the new link to vote.")
 
 
+_hits = _table(ThrottleHit)
+_FACTOR_STATE = select(
+    _voters.c.factor_failures,
+    _voters.c.factor_check,
+    select(func.count())
+    .where(_hits.c.key == bindparam("voter_key"), _hits.c.at > bindparam("since"))
+    .scalar_subquery(),
+    select(func.count())
+    .where(_hits.c.key == bindparam("address_key"), _hits.c.at > bindparam("since"))
+    .scalar_subquery(),
+).where(_voters.c.id == bindparam("voter_id"))
+
+
 def check_second_factor(
     db: Session, secret_key: str, access: VoterAccess, typed: str, client: str
 ) -> bool:
@@ -157,13 +220,23 @@ def check_second_factor(
     typos do not lock out their colleagues behind the same address. The caller commits."""
     voter_key, address_key = _throttle_keys(secret_key, access, client)
     throttle.serialize(db, voter_key, address_key)
-    voter = db.get_one(Voter, access.voter_id)
-    if voter.factor_failures >= FACTOR_LOCK_AFTER:
+    # Read once the locks are held, so parallel answers each see the others' counts.
+    failures, check, voter_hits, address_hits = (
+        db.connection()
+        .execute(
+            _FACTOR_STATE,
+            {
+                "voter_id": access.voter_id,
+                "voter_key": voter_key,
+                "address_key": address_key,
+                "since": utcnow() - FACTOR_WINDOW,
+            },
+        )
+        .one()
+    )
+    if failures >= FACTOR_LOCK_AFTER:
         raise LinkLocked()
-    if (
-        throttle.count_hits(db, voter_key, FACTOR_WINDOW) >= FACTOR_TRIES_PER_CREDENTIAL
-        or throttle.count_hits(db, address_key, FACTOR_WINDOW) >= FACTOR_TRIES_PER_ADDRESS
-    ):
+    if voter_hits >= FACTOR_TRIES_PER_CREDENTIAL or address_hits >= FACTOR_TRIES_PER_ADDRESS:
         raise TooManyRequests(
             N_("Too many wrong answers. Wait 15 minutes and try again, or ask for help.")
         )
@@ -171,27 +244,32 @@ def check_second_factor(
         return True
     right = (
         access.factor is not None
-        and voter.factor_check is not None
-        and factors.matches(secret_key, access.voter_id, voter.factor_check, typed, access.factor)
+        and check is not None
+        and factors.matches(secret_key, access.voter_id, check, typed, access.factor)
     )
     if right:
-        throttle.remove_hits(db, address_key, throttle.count_hits(db, voter_key, FACTOR_WINDOW))
-        throttle.clear_hits(db, voter_key)
-        voter.factor_failures = 0
+        if voter_hits:
+            throttle.remove_hits(db, address_key, voter_hits)
+            throttle.clear_hits(db, voter_key)
+        if failures:
+            db.execute(update(Voter).where(Voter.id == access.voter_id).values(factor_failures=0))
     else:
         throttle.add_hit(db, voter_key)
         throttle.add_hit(db, address_key)
-        voter.factor_failures += 1
-    db.flush()
+        db.execute(
+            update(Voter)
+            .where(Voter.id == access.voter_id)
+            .values(factor_failures=Voter.factor_failures + 1)
+        )
     return right
 
 
-def may_cast(access: VoterAccess, vote: Vote) -> None:
+def may_cast(access: VoterAccess) -> None:
     """Refusals before the ballot is shown or a choice is taken. Past the closing time the
     vote is not open even while its status (moved by the ballot page or the worker, never
     by a cast) still says so."""
-    closed = vote.closes_at is not None and vote.closes_at <= utcnow()
-    if vote.status != VoteStatus.OPEN or closed:
+    closed = access.closes_at is not None and access.closes_at <= utcnow()
+    if access.vote_status != VoteStatus.OPEN or closed:
         raise Conflict(N_("Voting is not open."))
     if access.status == VoterStatus.CHALLENGED:
         raise Forbidden(
@@ -204,43 +282,68 @@ def may_cast(access: VoterAccess, vote: Vote) -> None:
         raise AlreadyVoted()
 
 
-def cast(db: Session, vote: Vote, access: VoterAccess, choice: str) -> str:
-    """Cast a ballot and return its receipt code (shown once, stored nowhere beside the
-    voter). One transaction, three writes (rule 2); the conditional update makes a second
-    cast with the same credential issue a no-op under any concurrency, refused here so the
-    caller's transaction rolls back and writes nothing."""
-    may_cast(access, vote)
-    if choice not in {option.key for option in vote.options}:  # loaded with the vote
-        raise BadRequest(N_("Choose one of the options on the ballot."))
-    marked = db.execute(
-        update(Voter)
-        .where(
-            Voter.id == access.voter_id,
-            Voter.vote_id == vote.id,
-            Voter.credential_issue == access.issue,
-            Voter.status == VoterStatus.ELIGIBLE,
-            Voter.has_voted.is_(False),
-        )
-        .values(
-            has_voted=True,
-            channel=Channel.ONLINE,
-            voted_hour=utcnow().replace(minute=0, second=0, microsecond=0),
-        )
-        .execution_options(synchronize_session=False)
+# The cast's first write: this voter, this credential issue, eligible, not yet voted, and
+# the vote open now; it returns the tally group the ballot and the receipt go in.
+_MARK_VOTED = (
+    update(_voters)
+    .where(
+        _voters.c.id == bindparam("b_voter"),
+        _voters.c.vote_id == bindparam("b_vote"),
+        _voters.c.credential_issue == bindparam("b_issue"),
+        _voters.c.status == VoterStatus.ELIGIBLE,
+        _voters.c.has_voted.is_(False),
+        exists().where(
+            _votes.c.id == _voters.c.vote_id,
+            _votes.c.status == VoteStatus.OPEN,
+            or_(_votes.c.closes_at.is_(None), _votes.c.closes_at > bindparam("b_now")),
+        ),
     )
-    if int(getattr(marked, "rowcount", 0)) != 1:
-        issue = db.scalar(select(Voter.credential_issue).where(Voter.id == access.voter_id))
-        if issue != access.issue:
-            raise LinkReplaced()  # reissued since this session began: nothing was cast
-        raise AlreadyVoted()
-    db.execute(
-        insert(Ballot).values(
-            id=uuid.uuid4(), vote_id=vote.id, tally_group=access.tally_group, choice=choice
-        )
+    .values(has_voted=True, channel=Channel.ONLINE, voted_hour=bindparam("b_hour"))
+    .returning(_voters.c.tally_group)
+)
+_BALLOT = insert(_table(Ballot))
+_RECEIPT = insert(_table(Receipt))
+
+
+def cast(db: Session, seat: Seat, choice: str) -> str:
+    """Cast a ballot and return its receipt code (shown once, stored nowhere beside the
+    voter). One transaction, three writes and no read before them (rule 2): the conditional
+    update holds every condition (so a second cast with the same credential issue matches
+    nothing, under any concurrency); only when it matches nothing is the voter read, to say
+    why, and the caller's transaction then rolls back having written nothing."""
+    if choice not in sheets.sheet(db, seat.vote_id).keys:
+        _refuse(db, seat)
+        raise BadRequest(N_("Choose one of the options on the ballot."))
+    now = utcnow()
+    conn = db.connection()
+    group = conn.execute(
+        _MARK_VOTED,
+        {
+            "b_voter": seat.voter_id,
+            "b_vote": seat.vote_id,
+            "b_issue": seat.issue,
+            "b_now": now,
+            "b_hour": now.replace(minute=0, second=0, microsecond=0),
+        },
+    ).scalar()
+    if group is None:
+        _refuse(db, seat)
+        raise AlreadyVoted()  # by another request with the same credential, just now
+    conn.execute(
+        _BALLOT,
+        {"id": uuid.uuid4(), "vote_id": seat.vote_id, "tally_group": group, "choice": choice},
     )
     code = new_receipt_code()
-    db.execute(insert(Receipt).values(code=code, vote_id=vote.id, tally_group=access.tally_group))
+    conn.execute(_RECEIPT, {"code": code, "vote_id": seat.vote_id, "tally_group": group})
     return code
+
+
+def _refuse(db: Session, seat: Seat) -> None:
+    """Raise why this seat may not cast, if it may not: the voter is read only here."""
+    access = find_by_session(db, seat.voter_id, seat.issue)
+    if access is None or access.vote_id != seat.vote_id:
+        raise LinkReplaced()  # reissued since this session began: nothing was cast
+    may_cast(access)  # not open, challenged, excluded, voted
 
 
 def new_receipt_code() -> str:

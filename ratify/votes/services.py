@@ -165,10 +165,10 @@ def documents_of(db: Session, vote: Vote) -> dict[str, VoteDocument]:
     return {d.language: d for d in db.scalars(stmt)}
 
 
-def full_text(db: Session, vote: Vote, language: str) -> tuple[bytes, VoteDocument]:
+def full_text(db: Session, vote_id: uuid.UUID, language: str) -> tuple[bytes, VoteDocument]:
     stmt = (
         select(VoteDocument)
-        .where(VoteDocument.vote_id == vote.id, VoteDocument.language == language)
+        .where(VoteDocument.vote_id == vote_id, VoteDocument.language == language)
         .options(undefer(VoteDocument.full_text))
     )
     document = db.scalars(stmt).first()
@@ -749,7 +749,11 @@ class Ballot:
 def ballot(db: Session, vote: Vote, language: str) -> Ballot:
     if language not in vote.languages:
         raise NotFound()
-    document = documents_of(db, vote).get(language)
+    return ballot_in(vote, documents_of(db, vote).get(language), language)
+
+
+def ballot_in(vote: Vote, document: VoteDocument | None, language: str) -> Ballot:
+    """One language's ballot from the vote (its options loaded) and that language's document."""
     return Ballot(
         vote_id=vote.id,
         title=vote.title,

@@ -302,7 +302,7 @@ def full_text_pdf(ctx: ViewContext) -> Response:
     language = str(ctx.request.path_params["language"])
     if language not in vote.languages:
         raise NotFound()
-    data, _document = votes.full_text(ctx.db, vote, language)
+    data, _document = votes.full_text(ctx.db, vote.id, language)
     return agreement_pdf(data, language)
 
 

@@ -10,20 +10,23 @@ the credential issue) and redirects to an address without the credential (DESIGN
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from starlette.responses import Response
 
 from ratify.accounts.views import client_address
 from ratify.authz import PUBLIC, VOTER
+from ratify.db import utcnow
 from ratify.errors import N_, BadRequest, NotFound, RatifyError
 from ratify.orgs.models import Organization
-from ratify.rosters.models import Member
 from ratify.security import VOTER_SESSION_SALT, Signer
-from ratify.votes import casting
+from ratify.votes import casting, sheets
 from ratify.votes import services as votes
 from ratify.votes.factors import FACTOR_LABELS
-from ratify.votes.models import SecondFactor, Vote
+from ratify.votes.models import SecondFactor, Vote, VoteStatus
 from ratify.votes.views import agreement_pdf
 from ratify.web.i18n import LANGUAGE_NAMES
 from ratify.web.routing import Cookie, ViewContext, page
@@ -41,18 +44,38 @@ def _signer(ctx: ViewContext) -> Signer:
     return Signer(ctx.app.settings.secret_key, VOTER_SESSION_SALT)
 
 
-def _org(ctx: ViewContext, vote: Vote) -> Organization:
-    return ctx.db.get_one(Organization, vote.organization_id)
+@dataclass(frozen=True)
+class ShownVote:
+    """The vote as the member's templates see it: its sheet's fixed content and its
+    status and window as they are now."""
+
+    id: uuid.UUID
+    title: str
+    languages: tuple[str, ...]
+    status: VoteStatus
+    opens_at: datetime | None
+    closes_at: datetime | None
 
 
-def _language(ctx: ViewContext, vote: Vote, preferred: str = "") -> str:
+def _shown(sheet: sheets.Sheet, access: casting.VoterAccess) -> ShownVote:
+    return ShownVote(
+        sheet.vote_id,
+        sheet.title,
+        sheet.languages,
+        access.vote_status,
+        access.opens_at,
+        access.closes_at,
+    )
+
+
+def _language(ctx: ViewContext, languages: Sequence[str], preferred: str = "") -> str:
     """The ballot's language: one asked for (?lang=), else the member's own, else the
     reader's, else the vote's first."""
     asked = ctx.request.query_params.get("lang", "") or ctx.field("lang")
     for candidate in (asked, preferred, ctx.language):
-        if candidate in vote.languages:
+        if candidate in languages:
             return candidate
-    return vote.languages[0]
+    return languages[0]
 
 
 def _member_page(
@@ -69,7 +92,9 @@ def _credential(ctx: ViewContext) -> str:
     return str(ctx.request.path_params["credential"])
 
 
-def _problem(ctx: ViewContext, vote: Vote, error: RatifyError, language: str) -> Response:
+def _problem(
+    ctx: ViewContext, vote: ShownVote, timezone: str, error: RatifyError, language: str
+) -> Response:
     ctx.language = language
     return _member_page(
         ctx,
@@ -77,8 +102,18 @@ def _problem(ctx: ViewContext, vote: Vote, error: RatifyError, language: str) ->
         error.status_code,
         vote=vote,
         message=ctx.gettext(error.message, **error.params),
-        tz=_org(ctx, vote).timezone,
+        tz=timezone,
     )
+
+
+def _advanced(ctx: ViewContext, access: casting.VoterAccess) -> casting.VoterAccess:
+    """The voter's access once the vote has been opened or closed on time (rarely needed:
+    the worker's tick usually got there first)."""
+    if not access.due(utcnow()):
+        return access
+    vote = ctx.db.get_one(Vote, access.vote_id)
+    votes.advance(ctx.db, ctx.db.get_one(Organization, vote.organization_id), vote)
+    return casting.find_by_session(ctx.db, access.voter_id, access.issue) or access
 
 
 # -- the link and the second factor --------------------------------------------------------------
@@ -87,16 +122,15 @@ def _problem(ctx: ViewContext, vote: Vote, error: RatifyError, language: str) ->
 def voter_link(ctx: ViewContext, status_code: int = 200, problem: str | None = None) -> Response:
     """The page a personal link opens: the second-factor form. Safe to open again and again."""
     access = casting.find_by_credential(ctx.db, ctx.app.settings.secret_key, _credential(ctx))
-    vote = casting.vote_of(ctx.db, access)
-    member = ctx.db.get(Member, access.member_id)
-    ctx.language = _language(ctx, vote, member.preferred_language if member else "")
+    sheet = sheets.sheet(ctx.db, access.vote_id)
+    ctx.language = _language(ctx, sheet.languages, access.preferred_language)
     factor = access.factor
     return _member_page(
         ctx,
         "votes/voting/link.html",
         status_code,
-        vote=vote,
-        org_name=_org(ctx, vote).name,
+        vote=_shown(sheet, access),
+        org_name=access.org_name,
         factor=factor,
         factor_label=ctx.gettext(FACTOR_LABELS[factor]) if factor else "",
         factor_hint=ctx.gettext(FACTOR_HINTS[factor]) if factor in FACTOR_HINTS else "",
@@ -122,7 +156,7 @@ def voter_sign_in(ctx: ViewContext) -> Response:
             ctx, 400, problem=N_("That answer does not match our records. Check it and try again.")
         )
     lang = ctx.field("lang")
-    session = {"v": access.voter_id.hex, "i": access.issue, "l": lang}
+    session = {"v": access.voter_id.hex, "i": access.issue, "o": access.vote_id.hex, "l": lang}
     ctx.cookies.append(Cookie(VOTER_COOKIE, _signer(ctx).dumps(session), VOTER_SESSION_SECONDS))
     return ctx.redirect(ctx.url("voter_ballot"))
 
@@ -137,98 +171,118 @@ class SessionEnded(RatifyError):
     )
 
 
-def _session(ctx: ViewContext) -> tuple[casting.VoterAccess, Vote, str]:
+def _seat(ctx: ViewContext) -> tuple[casting.Seat, str]:
+    """The voter session's seat and the language it was begun in, from its signed cookie
+    alone (no database read): SessionEnded when expired or tampered with."""
     raw = ctx.request.cookies.get(VOTER_COOKIE, "")
     data = _signer(ctx).loads(raw, max_age=VOTER_SESSION_SECONDS) if raw else None
-    access = None
-    if isinstance(data, dict):
-        try:
-            access = casting.find_by_session(ctx.db, uuid.UUID(str(data["v"])), int(data["i"]))
-        except (KeyError, ValueError, TypeError):
-            access = None
-    if access is None:
-        raise SessionEnded()  # expired, tampered, or the credential was reissued since
-    vote = casting.vote_of(ctx.db, access)
-    language = _language(ctx, vote, str(data.get("l", "")) if isinstance(data, dict) else "")
+    if not isinstance(data, dict):
+        raise SessionEnded()
+    try:
+        seat = casting.Seat(
+            uuid.UUID(hex=str(data["v"])), int(data["i"]), uuid.UUID(hex=str(data["o"]))
+        )
+    except (KeyError, ValueError, TypeError):
+        raise SessionEnded() from None
+    return seat, str(data.get("l", ""))
+
+
+def _session(ctx: ViewContext) -> tuple[casting.VoterAccess, sheets.Sheet, str]:
+    seat, preferred = _seat(ctx)
+    access = casting.find_by_session(ctx.db, seat.voter_id, seat.issue)
+    if access is None or access.vote_id != seat.vote_id:
+        raise SessionEnded()  # the credential was reissued since
+    sheet = sheets.sheet(ctx.db, access.vote_id)
+    language = _language(ctx, sheet.languages, preferred or access.preferred_language)
     ctx.language = language
-    return access, vote, language
+    return access, sheet, language
 
 
-def _ballot_urls(ctx: ViewContext, vote: Vote, language: str) -> dict[str, Any]:
-    ballot = votes.ballot(ctx.db, vote, language)
+def _ballot_context(
+    ctx: ViewContext, access: casting.VoterAccess, sheet: sheets.Sheet, language: str
+) -> dict[str, Any]:
+    ballot = sheet.ballot(language, access.closes_at)
     full_text = ctx.url("voter_full_text", language=language) if ballot.has_full_text else None
     return {
+        "vote": _shown(sheet, access),
         "ballot": ballot,
         "full_text_url": full_text,
-        "tz": _org(ctx, vote).timezone,
+        "tz": access.timezone,
         "lang": language,  # carried by each form, so the next step keeps the language
     }
 
 
 def voter_ballot(ctx: ViewContext) -> Response:
-    access, vote, language = _session(ctx)
-    votes.advance(ctx.db, _org(ctx, vote), vote)  # opens or closes it on time
+    access, sheet, language = _session(ctx)
+    access = _advanced(ctx, access)  # opens or closes it on time
     if access.has_voted:
-        return _member_page(ctx, "votes/voting/voted.html", vote=vote)
+        return _member_page(ctx, "votes/voting/voted.html", vote=_shown(sheet, access))
     try:
-        casting.may_cast(access, vote)
+        casting.may_cast(access)
     except RatifyError as exc:
-        return _problem(ctx, vote, exc, language)
+        return _problem(ctx, _shown(sheet, access), access.timezone, exc, language)
     return _member_page(
         ctx,
         "votes/voting/ballot.html",
-        vote=vote,
-        other_languages=[lang for lang in vote.languages if lang != language],
-        **_ballot_urls(ctx, vote, language),
+        other_languages=[lang for lang in sheet.languages if lang != language],
+        **_ballot_context(ctx, access, sheet, language),
     )
 
 
 def voter_review(ctx: ViewContext) -> Response:
     """Step two: "You are voting YES. Submit your vote?" Nothing is written."""
-    access, vote, language = _session(ctx)
+    access, sheet, language = _session(ctx)
     try:
-        casting.may_cast(access, vote)
+        casting.may_cast(access)
     except RatifyError as exc:
-        return _problem(ctx, vote, exc, language)
-    urls = _ballot_urls(ctx, vote, language)
-    chosen = urls["ballot"].option(ctx.field("choice"))
+        return _problem(ctx, _shown(sheet, access), access.timezone, exc, language)
+    context = _ballot_context(ctx, access, sheet, language)
+    chosen = context["ballot"].option(ctx.field("choice"))
     if chosen is None:
         return _member_page(
             ctx,
             "votes/voting/ballot.html",
             400,
-            vote=vote,
             other_languages=[],
             problem=ctx.gettext(N_("Choose one of the options on the ballot.")),
-            **urls,
+            **context,
         )
-    return _member_page(ctx, "votes/voting/review.html", vote=vote, chosen=chosen, **urls)
+    return _member_page(ctx, "votes/voting/review.html", chosen=chosen, **context)
 
 
 def voter_cast(ctx: ViewContext) -> Response:
     """Cast: the three writes of DESIGN.md §4 rule 2 and nothing else in this transaction (no
     status change either: a vote is opened or closed by the ballot page or the worker, and
-    ``casting.may_cast`` refuses a vote past its closing time)."""
-    access, vote, language = _session(ctx)
+    the cast's conditional update refuses a vote past its closing time). The session is
+    taken from its signed cookie; the voter is read only if the cast is refused, to say why."""
+    seat, preferred = _seat(ctx)
+    sheet = sheets.sheet(ctx.db, seat.vote_id)
     try:
         # The form sends the option's mark; an unknown one is refused by the cast.
-        key = votes.option_marks(vote).get(ctx.field("choice"), "")
-        code = casting.cast(ctx.db, vote, access, key)
+        code = casting.cast(ctx.db, seat, sheet.marks.get(ctx.field("choice"), ""))
     except RatifyError as exc:
         # Every refusal comes before the first write, or after a conditional update that
         # matched nothing: a refused cast has written nothing.
-        return _problem(ctx, vote, exc, language)
+        try:
+            access, sheet, language = _session(ctx)
+        except SessionEnded:
+            raise exc from None  # a replaced link: its own page says so
+        return _problem(ctx, _shown(sheet, access), access.timezone, exc, language)
+    ctx.language = _language(ctx, sheet.languages, preferred)
     return _member_page(
-        ctx, "votes/voting/receipt.html", vote=vote, receipt=casting.show_receipt(code)
+        ctx,
+        "votes/voting/receipt.html",
+        vote=sheet,
+        receipt=casting.show_receipt(code),
     )
 
 
 def voter_full_text(ctx: ViewContext) -> Response:
-    _access, vote, _language = _session(ctx)
+    _access, sheet, _language = _session(ctx)
     language = str(ctx.request.path_params["language"])
-    if language not in vote.languages:
+    if language not in sheet.languages:
         raise NotFound()
-    data, _document = votes.full_text(ctx.db, vote, language)
+    data, _document = votes.full_text(ctx.db, sheet.vote_id, language)
     return agreement_pdf(data, language)
 
 

@@ -22,7 +22,7 @@ def test_votes_voter_list_and_turnout_in_counts_never_choices(
     for number in ("1001", "2001"):
         access = casting.find_by_session(db, voter(db, vote, number).id, 1)
         assert access is not None
-        casting.cast(db, vote, access, "yes")
+        casting.cast(db, access.seat, "yes")
     db.flush()
     headers = bearer(make_token(db, u.org, Role.OBSERVER, client))
     api = f"/api/v1/orgs/{u.org.slug}/votes"

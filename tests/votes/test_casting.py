@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import Boolean, DateTime, func, inspect, select, text, update
-from sqlalchemy.orm import Session, selectinload, sessionmaker
+from sqlalchemy.orm import Session, sessionmaker
 
 from ratify.audit.models import AuditEvent
 from ratify.jobs.registry import ticks
@@ -270,10 +270,8 @@ def test_after_a_mix_no_join_on_xmin_or_position_links_voters_to_ballots(
     vote_id, ids = _cast_committed(live_sessions, settings.secret_key, 60)
     for voter_id in ids:  # one transaction each, as the page does
         with live_sessions.begin() as db:
-            vote = db.get_one(Vote, vote_id, options=[selectinload(Vote.options)])
-            access = casting.find_by_session(db, voter_id, 1)
-            assert access is not None
-            casting.cast(db, vote, access, "yes" if voter_id.int % 2 else "no")
+            seat = casting.Seat(voter_id, 1, vote_id)
+            casting.cast(db, seat, "yes" if voter_id.int % 2 else "no")
 
     def linked(db: Session) -> tuple[int, int, int]:
         on_xmin = db.execute(text(
@@ -313,7 +311,7 @@ def test_the_worker_mixes_what_was_cast_since_the_last_mix(db: Session, sessions
     for number in ("1001", "1002"):
         access = casting.find_by_session(db, voter(db, vote, number).id, 1)
         assert access is not None
-        casting.cast(db, vote, access, "yes")
+        casting.cast(db, access.seat, "yes")
     db.commit()
     codes = set(db.scalars(select(Receipt.code)))
     worker = Worker(
@@ -336,11 +334,8 @@ def test_one_credential_cast_many_times_at_once_gives_one_ballot(
     def attempt(n: int) -> str:
         voter_id = ids[n % len(ids)]
         with live_sessions.begin() as db:
-            vote = db.get_one(Vote, vote_id, options=[selectinload(Vote.options)])
-            access = casting.find_by_session(db, voter_id, 1)
-            assert access is not None
             try:
-                return casting.cast(db, vote, access, "yes")
+                return casting.cast(db, casting.Seat(voter_id, 1, vote_id), "yes")
             except casting.AlreadyVoted:
                 return "refused"
 
@@ -422,11 +417,7 @@ def test_mixing_after_every_cast_still_leaves_no_order_to_read(
     for n, voter_id in enumerate(ids):
         choice = "yes" if n % 2 else "no"
         with live_sessions.begin() as db:
-            access = casting.find_by_session(db, voter_id, 1)
-            assert access is not None
-            casting.cast(
-                db, db.get_one(Vote, vote_id, options=[selectinload(Vote.options)]), access, choice
-            )
+            casting.cast(db, casting.Seat(voter_id, 1, vote_id), choice)
         cast_order.append(choice)
         with live_sessions.begin() as db:
             casting.mix(db, vote_id)
@@ -483,7 +474,7 @@ def test_a_session_older_than_a_reissue_casts_nothing(db: Session, settings) -> 
     assert access is not None
     casting.reissue(db, u.org, vote, v, actor=u.staff, secret_key=settings.secret_key)
     with pytest.raises(casting.LinkReplaced):
-        casting.cast(db, vote, access, "yes")
+        casting.cast(db, access.seat, "yes")
     assert counts(db)[:3] == (0, 0, 0)
 
 
