@@ -15,7 +15,7 @@ from ratify.audit.models import AuditEvent
 from ratify.jobs.registry import ticks
 from ratify.jobs.worker import Worker
 from ratify.throttle.models import ThrottleHit
-from ratify.votes import casting, credentials, factors
+from ratify.votes import casting, credentials, factors, sheets
 from ratify.votes import services as votes
 from ratify.votes.models import (
     Ballot,
@@ -533,3 +533,74 @@ def test_past_its_closing_time_a_vote_takes_no_ballot_whatever_its_status(
     db.expire_all()
     assert counts(db) == before
     assert db.get_one(Vote, vote.id).status == VoteStatus.OPEN  # the cast moved nothing
+
+
+def test_an_open_votes_sheet_is_kept_and_its_closing_time_read_afresh(
+    db: Session, client, settings
+) -> None:  # type: ignore[no-untyped-def]
+    """Once open, a vote's sheet is read once per process; an extension still shows at once
+    on the ballot, and a vote not yet open is read afresh (staff may still change it)."""
+    u = make_union(db)
+    draft = ready_vote(db, u)
+    assert sheets.sheet(db, draft.id).title == draft.title
+    assert sheets.kept(draft.id) is None
+    vote = open_vote(db, u, settings.secret_key, second_factor=SecondFactor.NONE)
+    assert (
+        sign_in(client, link_of(settings.secret_key, voter(db, vote, "1001")), "").status_code
+        == 303
+    )
+    assert client.get("/v/ballot").status_code == 200
+    kept = sheets.kept(vote.id)
+    assert kept is not None and kept.title == vote.title and kept.keys == {"yes", "no"}
+    assert closes_shown(client.get("/v/ballot").text) == closes_shown_for(vote.closes_at, u)
+    later = (vote.closes_at or datetime.now(UTC)) + timedelta(days=2)
+    votes.extend(db, u.org, vote, actor=u.admin, closes_at=later, reason="outage")
+    db.flush()
+    assert closes_shown(client.get("/v/ballot").text) == closes_shown_for(later, u)
+    assert sheets.kept(vote.id) is kept
+
+
+def closes_shown(page: str) -> str:
+    found = re.search(r"Voting closes ([^<]+)\.</p>", page)
+    assert found is not None, page
+    return found.group(1)
+
+
+def closes_shown_for(when: datetime | None, u: Union) -> str:
+    from ratify.web.i18n import Formatter
+
+    assert when is not None
+    return Formatter("en").datetime(when, "long", u.org.timezone)
+
+
+def test_a_cast_runs_its_three_writes_and_no_other_statement(db: Session, client, settings) -> None:  # type: ignore[no-untyped-def]
+    """Rule 2, and the cast's speed: the conditional update, the ballot, the receipt; no
+    read before them (the session cookie names the seat, the sheet is kept)."""
+    from sqlalchemy import event
+
+    u = make_union(db)
+    vote = open_vote(db, u, settings.secret_key, second_factor=SecondFactor.NONE)
+    assert (
+        sign_in(client, link_of(settings.secret_key, voter(db, vote, "1001")), "").status_code
+        == 303
+    )
+    token = csrf_from(client, "/v/ballot")
+    statements: list[str] = []
+    engine = db.get_bind().engine
+
+    def seen(_conn, _cursor, statement: str, *_args: object) -> None:  # type: ignore[no-untyped-def]
+        statements.append(" ".join(statement.split()))
+
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        cast = client.post("/v/cast", data={"csrf_token": token, "choice": MARKS["yes"]})
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+    assert cast.status_code == 200
+    # (The test client's requests run in savepoints of the test's transaction.)
+    verbs = [" ".join(s.split()[:3]).replace('"', "") for s in statements if "SAVEPOINT" not in s]
+    assert verbs == [
+        "UPDATE voters SET",
+        "INSERT INTO ballots",
+        "INSERT INTO receipts",
+    ], statements
