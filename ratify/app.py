@@ -45,13 +45,15 @@ class PublicMount(Mount):
 
 def routes() -> list[BaseRoute]:
     return [
+        # First: during a big vote nearly every request is a member's, and Starlette tries
+        # routes in order (no other route's path begins with /v/).
+        *voting_views.ROUTES,
         *web_views.ROUTES,
         *accounts_views.ROUTES,
         *orgs_views.ROUTES,
         *audit_views.ROUTES,
         *rosters_views.ROUTES,
         *votes_views.ROUTES,
-        *voting_views.ROUTES,
         *oversight_views.ROUTES,
         *api_views.ROUTES,
         *api_votes.ROUTES,

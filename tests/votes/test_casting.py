@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -604,3 +605,14 @@ def test_a_cast_runs_its_three_writes_and_no_other_statement(db: Session, client
         "INSERT INTO ballots",
         "INSERT INTO receipts",
     ], statements
+
+
+def test_receipt_codes_are_16_letters_of_the_receipt_alphabet_at_random() -> None:
+    codes = [casting.new_receipt_code() for _ in range(4000)]
+    assert len(set(codes)) == len(codes)
+    assert all(len(c) == casting.RECEIPT_LENGTH for c in codes)
+    letters = Counter("".join(codes))
+    assert set(letters) == set(casting.RECEIPT_ALPHABET)  # no 0, O, 1 or I; every other one
+    expected = len(codes) * casting.RECEIPT_LENGTH / len(casting.RECEIPT_ALPHABET)
+    assert all(abs(n - expected) < 0.1 * expected for n in letters.values())  # 2000 each
+    assert casting.show_receipt(codes[0]).count("-") == 3
