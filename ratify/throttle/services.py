@@ -22,11 +22,12 @@ def serialize(db: Session, *keys: str) -> None:
     attempts cannot all read the same count. PostgreSQL: transaction-scoped advisory locks,
     taken in a fixed order. SQLite: every write transaction already holds the database's write
     lock from its start (``BEGIN IMMEDIATE``)."""
-    if db.get_bind().dialect.name != "postgresql":
+    if db.get_bind().dialect.name != "postgresql" or not keys:
         return
-    for key in sorted(set(keys)):
-        lock_id = int.from_bytes(bytes.fromhex(key[:16]), "big", signed=True)
-        db.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": lock_id})
+    ids = sorted({int.from_bytes(bytes.fromhex(key[:16]), "big", signed=True) for key in keys})
+    # One statement, one round trip: PostgreSQL evaluates a select list left to right.
+    locks = ", ".join(f"pg_advisory_xact_lock(:k{n})" for n in range(len(ids)))
+    db.execute(text(f"SELECT {locks}"), {f"k{n}": lock_id for n, lock_id in enumerate(ids)})
 
 
 def count_hits(db: Session, key: str, window: timedelta, now: datetime | None = None) -> int:
