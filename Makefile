@@ -37,8 +37,8 @@ extract-messages: $(VENV)/.installed
 	$(BIN)/pybabel update -i translations/messages.pot -d translations -D messages --no-fuzzy-matching >/dev/null
 
 lint: $(VENV)/.installed-test
-	$(BIN)/ruff check ratify tests bench alembic
-	$(BIN)/ruff format --check ratify tests bench alembic
+	$(BIN)/ruff check ratify tests bench drills alembic
+	$(BIN)/ruff format --check ratify tests bench drills alembic
 
 typecheck: $(VENV)/.installed-test
 	$(BIN)/mypy ratify
@@ -55,8 +55,9 @@ test-postgres: $(VENV)/.installed-test $(COMPILED)
 
 test: chromium lint typecheck test-sqlite test-postgres
 
+# Long drills against a real PostgreSQL (scratch databases, dropped after): drills/README.md.
 drills: $(VENV)/.installed-test
-	@echo "No drills yet: long drills (thousands of voters, crashes, restarts) will live here."
+	$(BIN)/python drills/run.py --postgres "$(PG_URL)"
 
 bench: $(VENV)/.installed-test
 	$(BIN)/python bench/run.py --postgres "$(PG_URL)"

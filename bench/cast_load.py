@@ -177,6 +177,11 @@ class Client:
         self.reader = self.writer = None
         self.used = 0
 
+    async def connect(self) -> None:
+        """Open the connection now, if it is not open (``request`` would open it lazily)."""
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
+
     async def request(
         self,
         method: str,
@@ -201,10 +206,9 @@ class Client:
             )
         data = "".join(head).encode() + b"\r\n" + body
         for attempt in (1, 2):
-            if self.writer is None:
-                self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
+            await self.connect()
             try:
-                assert self.reader is not None
+                assert self.reader is not None and self.writer is not None
                 self.writer.write(data)
                 response = await self._response(self.reader)
                 self.used += 1
@@ -464,6 +468,11 @@ def _busy_ticks() -> tuple[int, int]:
     return sum(fields) - idle, sum(fields)
 
 
+def worker_pids(supervisor: int) -> list[int]:
+    """The worker processes of a uvicorn supervisor, not multiprocessing's resource tracker."""
+    return sorted(pid for pid, (_, parent, _t) in _all_processes().items() if parent == supervisor and not _helper(pid))  # fmt: skip
+
+
 SERVER_PIDS: list[int] = []  # the app server being measured: its supervisor first
 
 
@@ -610,6 +619,22 @@ def set_up(url: str, n: int, secret_key: str) -> tuple[uuid.UUID, list[tuple[uui
         engine.dispose()
 
 
+@contextmanager
+def scratch_database(postgres_url: str, name: str) -> Iterator[str]:
+    """A fresh database ``name`` on the server of ``postgres_url`` (dropped first if a former
+    run left it), yielding its URL; dropped when the block ends, however it ends."""
+    admin = create_engine(postgres_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(postgres_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
 # -- servers -----------------------------------------------------------------------------------
 
 
@@ -629,9 +654,12 @@ def _healthy(port: int) -> bool:
 
 
 @contextmanager
-def server(label: str, command: list[str], env: dict[str, str], port: int) -> Iterator[None]:
-    """A uvicorn server in its own process group, up until /healthz answers 200 on every
-    worker's socket; stopped (the whole group) when the block ends, however it ends."""
+def server(
+    label: str, command: list[str], env: dict[str, str], port: int, workers: int = WORKERS
+) -> Iterator[None]:
+    """A uvicorn server in its own process group, up until /healthz answers 200 and its
+    ``workers`` worker processes are running; stopped (the whole group) when the block ends,
+    however it ends."""
     log = tempfile.NamedTemporaryFile(prefix=f"bench-{label}-", suffix=".log", delete=False)  # noqa: SIM115
     proc = subprocess.Popen(  # noqa: S603
         command, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT,
@@ -645,10 +673,10 @@ def server(label: str, command: list[str], env: dict[str, str], port: int) -> It
                 tail = Path(log.name).read_text(errors="replace")[-2000:]
                 raise SystemExit(f"{label} server did not start:\n{tail}")
             time.sleep(0.2)
-        # Both workers up: uvicorn starts them together; give the second a moment.
-        while sum(1 for pid, (_, p, _t) in _all_processes().items() if p == proc.pid and not _helper(pid)) < WORKERS:  # fmt: skip
+        # All workers up: uvicorn starts them together; give the others a moment.
+        while len(worker_pids(proc.pid)) < workers:
             if time.monotonic() > deadline:
-                raise SystemExit(f"{label} server: fewer than {WORKERS} workers")
+                raise SystemExit(f"{label} server: fewer than {workers} workers")
             time.sleep(0.2)
         for _ in range(20):
             _healthy(port)
@@ -766,9 +794,50 @@ def reset(dsn: str) -> None:
 # -- the run -----------------------------------------------------------------------------------
 
 
+def make_voters(
+    secret_key: str,
+    vote_id: uuid.UUID,
+    rows: Sequence[tuple[uuid.UUID, int, str]],
+    *,
+    one_address: bool = False,
+) -> list[Voter]:
+    """The voters of ``set_up``'s rows, each with its link (derived as the app derives it),
+    its second factor, its client address and its choice (seeded: the same on every run)."""
+    from ratify.votes import credentials
+
+    minter = credentials.Minter(secret_key, vote_id)
+    rng = random.Random(5)
+    return [
+        Voter(
+            id=voter_id, issue=issue, answer=number[-4:],
+            link="/v/" + minter.credential(voter_id, issue),
+            address="127.0.0.1" if one_address else f"10.{i >> 16 & 255}.{i >> 8 & 255}.{i & 255}",
+            pick=rng.randrange(2),
+        )
+        for i, (voter_id, issue, number) in enumerate(rows)
+    ]  # fmt: skip
+
+
+def ratify_app(
+    url: str, secret_key: str, port: int, *, one_address: bool = False, workers: int = WORKERS
+) -> tuple[list[str], dict[str, str]]:
+    """The command and environment of ``ratify serve`` with ``workers`` uvicorn workers on
+    ``port``, for ``server``. Unless ``one_address``, X-Forwarded-For from 127.0.0.1 is
+    trusted, so that each voter may bring its own client address."""
+    env = {
+        "RATIFY_ENV": "production",
+        "RATIFY_DATABASE_URL": url,
+        "RATIFY_SECRET_KEY": secret_key,
+        "RATIFY_BASE_URL": f"http://127.0.0.1:{port}",
+        "RATIFY_VAR_DIR": tempfile.mkdtemp(prefix="bench-cast-var-"),
+        "RATIFY_TRUSTED_PROXIES": "" if one_address else "127.0.0.1",
+    }
+    command = [str(ROOT / ".venv/bin/ratify"), "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]  # fmt: skip
+    return command, env
+
+
 def run(url: str, args: argparse.Namespace) -> int:
     from ratify.migrations import upgrade
-    from ratify.votes import credentials
 
     dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
     load = os.getloadavg()
@@ -783,29 +852,11 @@ def run(url: str, args: argparse.Namespace) -> int:
     secret_key = secrets.token_urlsafe(48)
     vote_id, rows = set_up(url, args.voters, secret_key)
     start = time.perf_counter()
-    minter = credentials.Minter(secret_key, vote_id)
-    rng = random.Random(5)
-    voters = [
-        Voter(
-            id=voter_id, issue=issue, answer=number[-4:],
-            link="/v/" + minter.credential(voter_id, issue),
-            address="127.0.0.1" if args.one_address else f"10.{i >> 16 & 255}.{i >> 8 & 255}.{i & 255}",
-            pick=rng.randrange(2),
-        )
-        for i, (voter_id, issue, number) in enumerate(rows)
-    ]  # fmt: skip
+    voters = make_voters(secret_key, vote_id, rows, one_address=args.one_address)
     print(f"        {len(voters)} links derived with credentials.Minter in {time.perf_counter() - start:.2f} s")  # fmt: skip
     whole, alone = voters[0::2], voters[1::2]
     port = free_port()
-    env = {
-        "RATIFY_ENV": "production",
-        "RATIFY_DATABASE_URL": url,
-        "RATIFY_SECRET_KEY": secret_key,
-        "RATIFY_BASE_URL": f"http://127.0.0.1:{port}",
-        "RATIFY_VAR_DIR": tempfile.mkdtemp(prefix="bench-cast-var-"),
-        "RATIFY_TRUSTED_PROXIES": "" if args.one_address else "127.0.0.1",
-    }
-    ratify = [str(ROOT / ".venv/bin/ratify"), "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(WORKERS)]  # fmt: skip
+    ratify, env = ratify_app(url, secret_key, port, one_address=args.one_address)
     ok = True
     c = args.concurrency
     with server("ratify", ratify, env, port):
@@ -876,21 +927,13 @@ def main() -> None:
     args = parser.parse_args()
     if args.voters < 2 or args.concurrency < 1:
         parser.error("--voters must be 2 or more and --concurrency 1 or more")
-    admin = create_engine(args.postgres, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)'))
-        conn.execute(text(f'CREATE DATABASE "{DB_NAME}"'))
-    url = make_url(args.postgres).set(database=DB_NAME).render_as_string(hide_password=False)
     status = 1
-    try:
-        status = run(url, args)
-    except KeyboardInterrupt:
-        print("\ninterrupted: servers stopped, scratch database dropped")
-        status = 130
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)'))
-        admin.dispose()
+    with scratch_database(args.postgres, DB_NAME) as url:
+        try:
+            status = run(url, args)
+        except KeyboardInterrupt:
+            print("\ninterrupted: servers stopped, scratch database dropped")
+            status = 130
     sys.exit(status)
 
 
