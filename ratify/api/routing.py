@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -71,6 +71,8 @@ class ApiContext:
     query: BaseModel | None
     body: BaseModel | None
     form: FormData | None
+    # Headers for the answer, such as the Location of what a POST created.
+    response_headers: dict[str, str] = field(default_factory=dict)
 
     @property
     def role(self) -> Role:
@@ -89,6 +91,13 @@ class ApiContext:
     def body_as(self, model: type[M]) -> M:
         assert isinstance(self.body, model)
         return self.body
+
+    def url_path(self, name: str, **params: object) -> str:
+        """The path of the API route ``name`` in this organization (``api_`` + its endpoint)."""
+        path = self.request.app.url_path_for(
+            name, slug=self.org.slug, **{k: str(v) for k, v in params.items()}
+        )
+        return str(path)
 
     def path_uuid(self, name: str) -> uuid.UUID:
         try:
@@ -203,7 +212,12 @@ class ApiRoute(Route):
             )
             result = self.api_endpoint(ctx)
             payload = result.model_dump_json()
-        return Response(payload, status_code=self.status_code, media_type="application/json")
+        return Response(
+            payload,
+            status_code=self.status_code,
+            media_type="application/json",
+            headers=ctx.response_headers or None,
+        )
 
 
 def api_route(
@@ -287,7 +301,7 @@ def field_errors(exc: ValidationError) -> list[FieldError]:
     the value that was sent (it may be personal data, and it is the caller's own anyway)."""
     found = []
     for error in exc.errors(include_url=False, include_input=False):
-        loc = list(error["loc"])
+        loc = [part for part in error["loc"] if part != "[key]"]  # a dict's key: its field
         index = loc[1] if len(loc) >= 2 and isinstance(loc[1], int) else None
         if index is not None:
             del loc[1]  # "members.email" of item 3, not "members.3.email"

@@ -8,9 +8,11 @@ import uuid
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, Json
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, Json
 
 from ratify.rosters.models import EmploymentStatus, MembershipStatus
+from ratify.votes.models import SecondFactor, TallyGrouping, VoteKind
+from ratify.votes.services import DEFAULT_EMPLOYMENT, DEFAULT_MEMBERSHIP
 
 # NUL and the other C0 controls (tab, newline and carriage return are fine), as the forms
 # refuse them: PostgreSQL cannot store NUL, and the others are never meant.
@@ -315,6 +317,115 @@ class EligibilityOut(BaseModel):
 
 # -- votes ---------------------------------------------------------------------------------------
 
+Language = Literal["en", "es"]  # a ballot language: settings.LANGUAGES (a test keeps them equal)
+
+
+class OptionIn(Input):
+    labels: dict[Language, Text] = Field(
+        description="Language -> wording, in each ballot language."
+    )
+
+
+class VoteRuleIn(Input):
+    """Who may vote: the eligibility rule, evaluated on the cutoff date when the vote is
+    scheduled (its voter list is then frozen). Given, it replaces the saved rule whole."""
+
+    cutoff: date
+    units: list[Text] = Field(max_length=500, description="Bargaining units' codes.")
+    membership: list[MembershipStatus] = [MembershipStatus(m) for m in DEFAULT_MEMBERSHIP]
+    good_standing: bool = True
+    employment: list[EmploymentStatus] = [EmploymentStatus(e) for e in DEFAULT_EMPLOYMENT]
+    joined_days_before: int | None = Field(
+        default=None, description="Joined at least this many days before the cutoff."
+    )
+
+
+class ThresholdIn(Input):
+    """What passes: more than numerator/denominator of the votes cast (1/2, 3/5, 2/3 or 3/4),
+    with an optional quorum. Given, it replaces the saved threshold whole."""
+
+    numerator: int = 1
+    denominator: int = 2
+    quorum_percent: int | None = Field(
+        default=None, description="Percent of eligible voters who must vote, or null for none."
+    )
+    units: Literal["aggregate", "every_unit"] = Field(
+        default="aggregate", description="every_unit: each bargaining unit must pass too."
+    )
+
+
+class SetupFields(Input):
+    """What a new draft and a change to a draft share."""
+
+    question: dict[Language, Text] | None = Field(
+        default=None, description="Language -> the question, in each ballot language."
+    )
+    options: list[OptionIn] | None = Field(
+        default=None,
+        max_length=50,
+        description="In ballot order: a ratification's two (Yes, No), a question's 2 to 10.",
+    )
+    opens_at: AwareDatetime | None = Field(default=None, description="With its UTC offset.")
+    closes_at: AwareDatetime | None = Field(
+        default=None, description="With its UTC offset; at most 90 days after opening."
+    )
+    eligibility: VoteRuleIn | None = None
+    tally_grouping: TallyGrouping | None = None
+    threshold: ThresholdIn | None = None
+    second_factor: SecondFactor | None = None
+    mail_letters: bool | None = None
+    committee: list[Text] | None = Field(
+        default=None,
+        max_length=100,
+        description="Emails of the staff (with the election committee role) who certify.",
+    )
+    signatures_required: int | None = Field(
+        default=None, description="How many of the committee must sign the certificate."
+    )
+
+
+class VoteSetupIn(SetupFields):
+    """A change to a draft's set-up. The set-up is saved whole and checked as the set-up page
+    checks it: the first time, give at least the window, the eligibility rule and (for a
+    question) the question; afterwards a field left out (or null) keeps its saved value."""
+
+    title: Text | None = None
+
+
+class VoteCreateIn(SetupFields):
+    """A new draft; with any set-up field but its options, its set-up is saved in the same
+    call (all of it, or nothing: a refused set-up creates no vote either)."""
+
+    kind: VoteKind
+    title: Text
+    languages: list[Language] = Field(max_length=10, description="The ballot's languages.")
+
+
+class OptionOut(BaseModel):
+    key: str = Field(description="What a ballot records: yes or no, or 1 to 10.")
+    labels: dict[str, str]
+
+
+class VoteRuleOut(BaseModel):
+    cutoff: date
+    units: list[str] = Field(description="Bargaining units' codes.")
+    membership: list[str]
+    good_standing: bool
+    employment: list[str]
+    joined_days_before: int | None
+
+
+class ThresholdOut(BaseModel):
+    numerator: int
+    denominator: int
+    quorum_percent: int | None
+    units: str
+
+
+class CommitteeMemberOut(BaseModel):
+    name: str
+    email: str | None = Field(description="Null for roles that may not set votes up.")
+
 
 class VoteOut(BaseModel):
     id: uuid.UUID
@@ -343,6 +454,15 @@ class VoterListOut(BaseModel):
 
 
 class VoteDetailOut(VoteOut):
+    question: dict[str, str]
+    options: list[OptionOut]
+    eligibility: VoteRuleOut | None = Field(description="Null until the set-up is saved.")
+    tally_grouping: str
+    threshold: ThresholdOut
+    second_factor: str
+    mail_letters: bool
+    committee: list[CommitteeMemberOut]
+    signatures_required: int
     voter_list: VoterListOut | None = Field(description="Null while the vote is a draft.")
 
 

@@ -15,9 +15,10 @@ from ratify.votes.services import (
     EMPLOYMENT_CHOICES,
     FRACTIONS,
     MEMBERSHIP_CHOICES,
-    YEARS,
     Threshold,
     VoteFields,
+    saved_fields,
+    within_years,
 )
 from ratify.web.forms import text_field
 
@@ -48,7 +49,7 @@ def parse_local_time(value: str, timezone: str) -> tuple[datetime | None, str | 
         return None, N_("Enter the date and time as YYYY-MM-DD HH:MM.")
     if naive.tzinfo is not None:
         naive = naive.replace(tzinfo=None)
-    if not YEARS[0] <= naive.year <= YEARS[1]:
+    if not within_years(naive):  # before the zone's offset could overflow the calendar
         return None, N_("Enter the date and time as YYYY-MM-DD HH:MM.")
     zone = ZoneInfo(timezone)
     moment = naive.replace(tzinfo=zone).astimezone(UTC)
@@ -101,17 +102,13 @@ def parse_vote_form(form: FormData | None, vote: Vote, timezone: str) -> VoteFie
     cutoff: date | None = None
     try:
         cutoff = date.fromisoformat(text_field(form, "cutoff"))
-        if not YEARS[0] <= cutoff.year <= YEARS[1]:
-            raise ValueError
     except ValueError:
         cutoff = None
         errors["cutoff"] = N_("Enter the date as YYYY-MM-DD.")
     joined: int | None = None
     if text_field(form, "joined_days"):
         try:
-            joined = int(text_field(form, "joined_days"))
-            if not 0 <= joined <= 36_500:
-                raise ValueError
+            joined = int(text_field(form, "joined_days"))  # its range: services.check_fields
         except ValueError:
             errors["joined_days"] = N_("Enter a number of days.")
     try:
@@ -179,34 +176,33 @@ MULTI = frozenset({"units", "membership", "employment", "committee"})
 
 def vote_values(vote: Vote, timezone: str, committee: list[uuid.UUID]) -> dict[str, object]:
     """A saved vote as the form shows it."""
-    from ratify.votes.services import threshold_of
-
-    values: dict[str, object] = {"title": vote.title}
+    fields = saved_fields(vote, committee)
+    values: dict[str, object] = {"title": fields.title}
     for lang in vote.languages:
-        values[f"question_{lang}"] = vote.question.get(lang, "")
+        values[f"question_{lang}"] = fields.question.get(lang, "")
         if vote.kind == VoteKind.RATIFICATION:
-            for position, option in enumerate(vote.options):
-                values[f"option_{position}_{lang}"] = option.labels.get(lang, "")
+            for position, labels in enumerate(fields.options):
+                values[f"option_{position}_{lang}"] = labels.get(lang, "")
         else:
-            values[f"options_{lang}"] = "\n".join(o.labels.get(lang, "") for o in vote.options)
-    rule = vote.eligibility or {}
-    threshold = threshold_of(vote)
+            values[f"options_{lang}"] = "\n".join(o.get(lang, "") for o in fields.options)
+    threshold = fields.threshold
+    joined = fields.joined_days_before
     values.update(
-        opens=local_time(vote.opens_at, timezone),
-        closes=local_time(vote.closes_at, timezone),
-        cutoff=vote.cutoff.isoformat() if vote.cutoff else "",
-        units=list(rule.get("units", [])),
-        membership=list(rule.get("membership", ["member"])),
-        good_standing="1" if rule.get("good_standing", True) else "",
-        employment=list(rule.get("employment", ["active", "on_leave"])),
-        joined_days=str(rule["joined_days_before"]) if rule.get("joined_days_before") else "",
-        tally_grouping=vote.tally_grouping.value,
+        opens=local_time(fields.opens_at, timezone),
+        closes=local_time(fields.closes_at, timezone),
+        cutoff=fields.cutoff.isoformat() if fields.cutoff else "",
+        units=sorted(str(u) for u in fields.unit_ids),
+        membership=sorted(fields.membership),
+        good_standing="1" if fields.good_standing else "",
+        employment=sorted(fields.employment),
+        joined_days=str(joined) if joined is not None else "",
+        tally_grouping=fields.tally_grouping.value,
         threshold_fraction=f"{threshold.numerator}/{threshold.denominator}",
         quorum_percent=str(threshold.quorum_percent) if threshold.quorum_percent else "",
         threshold_units=threshold.units,
         committee=[str(c) for c in committee],
-        signatures_required=str(vote.signatures_required),
-        second_factor=vote.second_factor.value,
-        mail_letters="1" if vote.mail_letters else "",
+        signatures_required=str(fields.signatures_required),
+        second_factor=fields.second_factor.value,
+        mail_letters="1" if fields.mail_letters else "",
     )
     return values

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from markupsafe import escape
@@ -48,6 +48,10 @@ MAX_WINDOW = timedelta(days=90)
 YEARS = (1900, 2200)
 MEMBERSHIP_CHOICES = ("member", "fee_payer", "non_member")
 EMPLOYMENT_CHOICES = ("active", "on_leave", "laid_off", "terminated")
+# A new vote's rule until its set-up says otherwise.
+DEFAULT_MEMBERSHIP = ("member",)
+DEFAULT_EMPLOYMENT = ("active", "on_leave")
+MAX_JOINED_DAYS = 36_500
 FRACTIONS = {"1/2": (1, 2), "3/5": (3, 5), "2/3": (2, 3), "3/4": (3, 4)}
 # Fixed Yes/No of a ratification, in each language the ballot may use (wording editable).
 RATIFICATION_OPTIONS = (
@@ -231,6 +235,54 @@ def missing_for_scheduling(db: Session, vote: Vote) -> list[str]:
 # -- changing a draft -------------------------------------------------------------------------
 
 
+def within_years(value: date) -> bool:
+    """Whether a date (or a time) is one a person means: see ``YEARS``."""
+    return YEARS[0] <= value.year <= YEARS[1]
+
+
+def saved_fields(vote: Vote, committee_ids: list[uuid.UUID]) -> VoteFields:
+    """The vote's set-up as it is saved, with a new vote's defaults where nothing is yet: what
+    the form shows, and what a change through the API starts from."""
+    rule = vote.eligibility or {}
+    return VoteFields(
+        title=vote.title,
+        question=dict(vote.question),
+        options=[dict(o.labels) for o in vote.options],
+        opens_at=vote.opens_at,
+        closes_at=vote.closes_at,
+        cutoff=vote.cutoff,
+        unit_ids=frozenset(uuid.UUID(u) for u in rule.get("units", [])),
+        membership=frozenset(rule.get("membership", DEFAULT_MEMBERSHIP)),
+        good_standing=bool(rule.get("good_standing", True)),
+        employment=frozenset(rule.get("employment", DEFAULT_EMPLOYMENT)),
+        joined_days_before=rule.get("joined_days_before"),
+        tally_grouping=vote.tally_grouping,
+        threshold=threshold_of(vote),
+        committee_ids=frozenset(committee_ids),
+        signatures_required=vote.signatures_required,
+        second_factor=vote.second_factor,
+        mail_letters=vote.mail_letters,
+    )
+
+
+def _require_actor(actor: StaffUser | None, actor_label: str | None) -> None:
+    """Every change to a vote is recorded with who made it: a staff user, or the label of the
+    API token that made it (``ratify.api.services.actor_label``)."""
+    if actor is None and not actor_label:
+        raise ValueError("a change to a vote needs a staff user or an actor label")
+
+
+def _utc(moment: datetime | None) -> datetime:
+    """A checked time in UTC, as stored and shown back (it may come with any offset)."""
+    assert moment is not None and moment.tzinfo is not None
+    return moment.astimezone(UTC)
+
+
+def require_draft(vote: Vote) -> None:
+    """Refuse (409) a change to a vote that is no longer a draft."""
+    _require(vote, VoteStatus.DRAFT)
+
+
 def _require(vote: Vote, *statuses: VoteStatus) -> None:
     if vote.status in statuses:
         return
@@ -254,12 +306,16 @@ def create_vote(
     db: Session,
     org: Organization,
     *,
-    actor: StaffUser,
+    actor: StaffUser | None,
+    actor_label: str | None = None,
     kind: VoteKind,
     title: str,
     languages: list[str],
+    options: list[dict[str, str]] | None = None,
 ) -> Vote:
-    """A draft with the fixed Yes/No options of a ratification (or none yet for a question)."""
+    """A draft with the fixed Yes/No options of a ratification (or none yet for a question),
+    or with the ``options`` given (language -> wording, in ballot order)."""
+    _require_actor(actor, actor_label)
     rosters.require_union(org)
     errors: dict[str, str] = {}
     if not title:
@@ -269,6 +325,8 @@ def create_vote(
     chosen = [lang for lang in LANGUAGES if lang in languages]
     if not chosen:
         errors["languages"] = N_("Choose at least one language for the ballot.")
+    elif options is not None:
+        errors.update(check_options(kind, chosen, options))
     if errors:
         raise VoteInvalid(errors)
     vote = Vote(
@@ -284,28 +342,43 @@ def create_vote(
             else {}
         ),
         threshold=Threshold().stored(),
-        created_by_id=actor.id,
+        created_by_id=actor.id if actor else None,
     )
     db.add(vote)
     if kind == VoteKind.RATIFICATION:
         for position, (key, labels) in enumerate(RATIFICATION_OPTIONS):
+            given = options[position] if options else labels
             db.add(
                 VoteOption(
                     vote_id=vote.id,
                     position=position,
                     key=key,
+                    labels={lang: given[lang] for lang in chosen},
+                )
+            )
+    else:
+        for position, labels in enumerate(options or []):
+            db.add(
+                VoteOption(
+                    vote_id=vote.id,
+                    position=position,
+                    key=str(position + 1),
                     labels={lang: labels[lang] for lang in chosen},
                 )
             )
     db.flush()
+    data: dict[str, Any] = {"kind": kind.value, "title": title, "languages": chosen}
+    if options is not None:
+        data["options"] = [{lang: labels[lang] for lang in chosen} for labels in options]
     audit.record(
         db,
         organization=org,
         actor=actor,
+        actor_label=actor_label,
         action="vote.created",
         object_type="vote",
         object_id=vote.id,
-        data={"kind": kind.value, "title": title, "languages": chosen},
+        data=data,
     )
     return get_vote(db, org, vote.id)
 
@@ -323,49 +396,34 @@ def check_fields(db: Session, org: Organization, vote: Vote, fields: VoteFields)
             errors[f"question_{language}"] = N_("Write the question.")
         elif len(text) > 1000:
             errors[f"question_{language}"] = N_("Use at most 1000 characters.")
-    if vote.kind == VoteKind.QUESTION and not (MIN_OPTIONS <= len(fields.options) <= MAX_OPTIONS):
-        for language in vote.languages:
-            errors.setdefault(
-                f"options_{language}", N_("Write between 2 and 10 options, one a line.")
-            )
-    if vote.kind == VoteKind.RATIFICATION and len(fields.options) != 2:
-        errors["options"] = N_("A ratification has exactly two options.")
-    for position, labels in enumerate(fields.options):
-        for language in vote.languages:
-            label = labels.get(language, "")
-            name = (
-                f"option_{position}_{language}"
-                if vote.kind == VoteKind.RATIFICATION
-                else f"options_{language}"
-            )
-            if not label:
-                errors.setdefault(name, N_("Write every option in each ballot language."))
-            elif len(label) > 200:
-                errors.setdefault(name, N_("Use at most 200 characters for an option."))
-        for language in vote.languages:
-            wording = [o.get(language, "").casefold() for o in fields.options]
-            if len(set(wording)) != len(wording):
-                key = "options" if vote.kind == VoteKind.RATIFICATION else f"options_{language}"
-                errors.setdefault(key, N_("Two options have the same wording."))
-    if fields.opens_at and fields.closes_at:
-        if fields.closes_at <= fields.opens_at:
-            errors["closes"] = N_("The vote must close after it opens.")
-        elif fields.closes_at - fields.opens_at > MAX_WINDOW:
-            errors["closes"] = N_("A vote can stay open for at most 90 days.")
-    elif "opens" not in errors and "closes" not in errors:
+    for name, value in check_options(vote.kind, vote.languages, fields.options).items():
+        errors.setdefault(name, value)
+    for name, moment in (("opens", fields.opens_at), ("closes", fields.closes_at)):
+        if moment is not None and not within_years(moment):
+            errors.setdefault(name, N_("Enter the date and time as YYYY-MM-DD HH:MM."))
+    if "opens" in errors or "closes" in errors:
+        pass  # a time that could not be read, or is out of range, is named already
+    elif fields.opens_at is None or fields.closes_at is None:
         if fields.opens_at is None:
             errors["opens"] = N_("Enter when the vote opens.")
         if fields.closes_at is None:
             errors["closes"] = N_("Enter when the vote closes.")
-    if fields.cutoff is None or not YEARS[0] <= fields.cutoff.year <= YEARS[1]:
+    elif fields.closes_at <= fields.opens_at:
+        errors["closes"] = N_("The vote must close after it opens.")
+    elif fields.closes_at - fields.opens_at > MAX_WINDOW:
+        errors["closes"] = N_("A vote can stay open for at most 90 days.")
+    if fields.cutoff is None or not within_years(fields.cutoff):
         errors.setdefault("cutoff", N_("Enter the date as YYYY-MM-DD."))
     units = {u.id for u in rosters.list_units(db, org)}
     if not fields.unit_ids or not fields.unit_ids <= units:
         errors["units"] = N_("Choose at least one bargaining unit of this organization.")
-    if not fields.membership:
+    if not fields.membership or not fields.membership <= set(MEMBERSHIP_CHOICES):
         errors["membership"] = N_("Choose at least one membership status.")
-    if not fields.employment:
+    if not fields.employment or not fields.employment <= set(EMPLOYMENT_CHOICES):
         errors["employment"] = N_("Choose at least one employment status.")
+    joined = fields.joined_days_before
+    if joined is not None and not 0 <= joined <= MAX_JOINED_DAYS:
+        errors.setdefault("joined_days", N_("Enter a number of days."))
     candidates = {u.id for u in committee_candidates(db, org)}
     if not fields.committee_ids <= candidates:
         errors["committee"] = N_("Only staff with the election committee role can certify.")
@@ -380,24 +438,69 @@ def check_fields(db: Session, org: Organization, vote: Vote, fields: VoteFields)
             "The postal code shows through a letter's envelope window: choose another second "
             "factor when letters are mailed."
         )
+    share = (fields.threshold.numerator, fields.threshold.denominator)
+    if share not in FRACTIONS.values():
+        errors.setdefault(
+            "threshold_fraction", N_("Choose what share of the votes cast must say yes.")
+        )
     quorum = fields.threshold.quorum_percent
     if quorum is not None and not 1 <= quorum <= 100:
         errors["quorum_percent"] = N_("Enter a percentage from 1 to 100, or leave it empty.")
     return errors
 
 
+def check_options(
+    kind: VoteKind, languages: list[str], options: list[dict[str, str]]
+) -> dict[str, str]:
+    """The problems with a ballot's options (language -> wording, in ballot order), keyed by
+    form field: a question's are named per language, a ratification's one by one."""
+    errors: dict[str, str] = {}
+    if kind == VoteKind.QUESTION and not (MIN_OPTIONS <= len(options) <= MAX_OPTIONS):
+        for language in languages:
+            errors.setdefault(
+                f"options_{language}", N_("Write between 2 and 10 options, one a line.")
+            )
+    if kind == VoteKind.RATIFICATION and len(options) != 2:
+        errors["options"] = N_("A ratification has exactly two options.")
+    for position, labels in enumerate(options):
+        for language in languages:
+            label = labels.get(language, "")
+            name = (
+                f"option_{position}_{language}"
+                if kind == VoteKind.RATIFICATION
+                else f"options_{language}"
+            )
+            if not label:
+                errors.setdefault(name, N_("Write every option in each ballot language."))
+            elif len(label) > 200:
+                errors.setdefault(name, N_("Use at most 200 characters for an option."))
+        for language in languages:
+            wording = [o.get(language, "").casefold() for o in options]
+            if len(set(wording)) != len(wording):
+                key = "options" if kind == VoteKind.RATIFICATION else f"options_{language}"
+                errors.setdefault(key, N_("Two options have the same wording."))
+    return errors
+
+
 def update_vote(
-    db: Session, org: Organization, vote: Vote, *, actor: StaffUser, fields: VoteFields
+    db: Session,
+    org: Organization,
+    vote: Vote,
+    *,
+    actor: StaffUser | None,
+    actor_label: str | None = None,
+    fields: VoteFields,
 ) -> None:
     """Save the set-up of a draft: all of it, or nothing (every problem reported at once)."""
+    _require_actor(actor, actor_label)
     _require(vote, VoteStatus.DRAFT)
     errors = check_fields(db, org, vote, fields)
     if errors:
         raise VoteInvalid(errors)
     vote.title = fields.title
     vote.question = {lang: fields.question[lang] for lang in vote.languages}
-    vote.opens_at = fields.opens_at
-    vote.closes_at = fields.closes_at
+    vote.opens_at = _utc(fields.opens_at)
+    vote.closes_at = _utc(fields.closes_at)
     vote.cutoff = fields.cutoff
     vote.eligibility = {
         "units": sorted(str(u) for u in fields.unit_ids),
@@ -441,6 +544,7 @@ def update_vote(
         db,
         organization=org,
         actor=actor,
+        actor_label=actor_label,
         action="vote.updated",
         object_type="vote",
         object_id=vote.id,
