@@ -158,6 +158,15 @@ class Settings:
             "costs its share of the roster in memory; try one per core from 4 cores up.",
         ),
     )
+    freeze_in_request_members: int = field(
+        default=20_000,
+        metadata=_doc(
+            "RATIFY_FREEZE_IN_REQUEST_MEMBERS",
+            "Scheduling a vote in an organization with more members than this freezes its "
+            "voter list in `ratify worker` (about 25 s for 300,000), the vote's page showing "
+            "it is under way; smaller lists are frozen at once.",
+        ),
+    )
     worker_poll_seconds: float = field(
         default=1.0,
         metadata=_doc("RATIFY_WORKER_POLL_SECONDS", "How often an idle `ratify worker` looks."),
@@ -230,6 +239,8 @@ def validate(settings: Settings) -> Settings:
         raise ConfigurationError("RATIFY_LOG_FORMAT must be 'json' or 'console'.")
     if settings.import_check_processes < 1:
         raise ConfigurationError("RATIFY_IMPORT_CHECK_PROCESSES must be 1 or more.")
+    if settings.freeze_in_request_members < 0:
+        raise ConfigurationError("RATIFY_FREEZE_IN_REQUEST_MEMBERS must be 0 or more.")
     if settings.default_language not in LANGUAGES:
         raise ConfigurationError(
             f"RATIFY_DEFAULT_LANGUAGE must be one of {', '.join(LANGUAGES)}, "

@@ -1,6 +1,7 @@
 """The explicit list of job handlers and scheduled ticks that ``ratify worker`` runs.
 
-Votes open and close here, and the ballot box is mixed; later issues add sending notices.
+Votes open and close here, big voter lists are frozen, and the ballot box is mixed; later
+issues add sending notices.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from ratify.accounts import services as accounts
 from ratify.db import optimize
+from ratify.jobs.models import Job
 from ratify.jobs.worker import Handler, LongTask, Tick
 from ratify.rosters import imports
 from ratify.rosters.tasks import roster_tasks
@@ -23,7 +25,10 @@ MIX_MINUTES = 3
 
 
 def handlers(settings: Settings) -> dict[str, Handler | LongTask]:
-    return dict(roster_tasks(settings))
+    def freeze_voter_list(db: Session, job: Job) -> None:
+        votes.freeze_job(db, job, secret_key=settings.secret_key)
+
+    return {**roster_tasks(settings), votes.FREEZE_TASK: freeze_voter_list}
 
 
 def ticks(settings: Settings) -> list[Tick]:

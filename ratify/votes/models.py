@@ -88,6 +88,10 @@ class Vote(UUIDPrimaryKey, Base):
     mail_letters: Mapped[bool] = mapped_column(default=False)
     # SHA-256 of the frozen list's sorted member numbers and groups (see votes.voters).
     voter_fingerprint: Mapped[str | None] = mapped_column(String(64))
+    # A big voter list is frozen by ``ratify worker``: the job doing it (the vote stays a
+    # draft, and cannot be changed, meanwhile), and why the last such job refused, if it did.
+    freeze_job_id: Mapped[uuid.UUID | None]
+    freeze_error: Mapped[str] = mapped_column(String(300), default="", server_default="")
     created_by_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("staff_users.id"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -15,7 +15,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from markupsafe import escape
-from sqlalchemy import or_, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session, selectinload, undefer
 
 from ratify.accounts.models import StaffRole, StaffUser
@@ -23,7 +23,8 @@ from ratify.audit import services as audit
 from ratify.audit.models import AuditEvent
 from ratify.authz import Role
 from ratify.db import utcnow
-from ratify.errors import N_, BadRequest, Conflict, NotFound
+from ratify.errors import N_, BadRequest, Conflict, NotFound, RatifyError
+from ratify.jobs.models import Job, JobStatus
 from ratify.orgs.models import Organization
 from ratify.rosters import services as rosters
 from ratify.rosters.eligibility import EligibilityRule
@@ -285,6 +286,10 @@ def require_draft(vote: Vote) -> None:
 
 def _require(vote: Vote, *statuses: VoteStatus) -> None:
     if vote.status in statuses:
+        if vote.status == VoteStatus.DRAFT and vote.freeze_job_id is not None:
+            raise Conflict(
+                N_("The voter list is being frozen. Wait until it is done (this page says).")
+            )
         return
     if vote.status == VoteStatus.SCHEDULED:
         raise Conflict(
@@ -619,20 +624,121 @@ def save_document(
 # -- the status machine ------------------------------------------------------------------------
 
 
+def _check_schedulable(db: Session, vote: Vote) -> None:
+    _require(vote, VoteStatus.DRAFT)
+    missing = missing_for_scheduling(db, vote)
+    if missing:
+        raise BadRequest(missing[0])
+    assert vote.closes_at is not None
+    if vote.closes_at <= utcnow():
+        raise BadRequest(N_("The window has already closed: set a later closing time."))
+
+
+def request_schedule(
+    db: Session,
+    org: Organization,
+    vote: Vote,
+    *,
+    actor: StaffUser,
+    secret_key: str,
+    in_request_members: int,
+) -> bool:
+    """Schedule the vote now (True) when the organization has at most ``in_request_members``
+    members; otherwise check what can be checked at once and leave the freezing to
+    ``ratify worker`` (False): a 300,000-member list takes longer than a request may. The
+    vote stays a draft, which nobody can change, until the job has scheduled it or said why
+    it could not (``freeze_error``)."""
+    from ratify.jobs import services as jobs
+    from ratify.rosters.models import Member
+
+    settle_freeze(db, vote)
+    _check_schedulable(db, vote)
+    members = db.scalar(
+        select(func.count()).select_from(Member).where(Member.organization_id == org.id)
+    )
+    if (members or 0) <= in_request_members:
+        schedule(db, org, vote, actor=actor, secret_key=secret_key)
+        return True
+    job = jobs.enqueue(
+        db,
+        FREEZE_TASK,
+        {"vote_id": str(vote.id), "actor_id": str(actor.id)},
+        organization_id=org.id,
+        max_attempts=FREEZE_ATTEMPTS,
+    )
+    vote.freeze_job_id = job.id
+    vote.freeze_error = ""
+    db.flush()
+    return False
+
+
+FREEZE_TASK = "votes.freeze"
+FREEZE_ATTEMPTS = 3
+FREEZE_FAILED = N_(
+    "The worker could not freeze the voter list. Nothing was changed. Try again, or tell "
+    "whoever runs Ratify."
+)
+
+
+def freeze_job(db: Session, job: Job, *, secret_key: str) -> None:
+    """The worker's part of ``request_schedule``, in the job's own transaction: schedule the
+    vote (one transaction: the whole list or none of it) or record why not. A refusal (the
+    window closed meanwhile, say) or a last failed attempt leaves the vote a draft with the
+    reason on its page; an earlier failure is raised, so the worker tries again later."""
+    vote = db.get(
+        Vote,
+        uuid.UUID(job.payload["vote_id"]),
+        with_for_update=True,
+        options=[selectinload(Vote.options)],
+    )
+    if vote is None or vote.freeze_job_id != job.id:
+        return  # moved on: a later request, or the vote is gone
+    vote.freeze_job_id = None
+    org = db.get_one(Organization, vote.organization_id)
+    actor = db.get(StaffUser, uuid.UUID(job.payload["actor_id"]))
+    try:
+        with db.begin_nested():
+            if actor is None:
+                raise BadRequest(FREEZE_FAILED)
+            schedule(db, org, vote, actor=actor, secret_key=secret_key)
+    except RatifyError as exc:
+        vote.freeze_error = exc.message % exc.params if exc.params else exc.message
+    except Exception:
+        if job.attempts < job.max_attempts:
+            raise
+        vote.freeze_error = FREEZE_FAILED
+    db.flush()
+
+
+def freezing(db: Session, vote: Vote) -> Job | None:
+    """The job freezing the vote's list, while one is queued or running."""
+    settle_freeze(db, vote)
+    if vote.freeze_job_id is None:
+        return None
+    return db.get(Job, vote.freeze_job_id)
+
+
+def settle_freeze(db: Session, vote: Vote) -> None:
+    """A freeze whose job ended without saying so (its worker killed on the last attempt)
+    no longer holds the vote: it is a draft again, with the reason on its page."""
+    if vote.freeze_job_id is None:
+        return
+    job = db.get(Job, vote.freeze_job_id)
+    if job is None or job.status in (JobStatus.DONE, JobStatus.DEAD):
+        vote.freeze_job_id = None
+        vote.freeze_error = vote.freeze_error or FREEZE_FAILED
+        db.flush()
+
+
 def schedule(
     db: Session, org: Organization, vote: Vote, *, actor: StaffUser, secret_key: str
 ) -> None:
     """Fix the set-up and freeze the voter list; the vote then opens by itself."""
     from ratify.votes import voters
 
-    _require(vote, VoteStatus.DRAFT)
-    missing = missing_for_scheduling(db, vote)
-    if missing:
-        raise BadRequest(missing[0])
-    assert vote.closes_at is not None
+    _check_schedulable(db, vote)
     now = utcnow()
-    if vote.closes_at <= now:
-        raise BadRequest(N_("The window has already closed: set a later closing time."))
+    vote.freeze_error = ""
     summary = voters.freeze(db, org, vote, secret_key=secret_key)
     if _move(db, vote, VoteStatus.DRAFT, VoteStatus.SCHEDULED, scheduled_at=now) != 1:
         raise Conflict()

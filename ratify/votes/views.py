@@ -154,6 +154,7 @@ def vote_detail(
     if vote is None:
         vote = _vote(ctx)
     rule = vote.eligibility or {}
+    freeze = votes.freezing(ctx.db, vote)
     summary = missing = None
     if vote.status != VoteStatus.DRAFT:
         summary = voters.summarize(ctx.db, vote)
@@ -181,6 +182,10 @@ def vote_detail(
         else [],
         summary=summary,
         missing=missing,
+        freezing=freeze,
+        freeze_error=ctx.gettext(vote.freeze_error)
+        if vote.freeze_error and vote.status == VoteStatus.DRAFT and freeze is None
+        else None,
         small_group=voters.SMALL_GROUP,
         fallback_factors=[f for f in SecondFactor if f != vote.second_factor],
         tz=ctx.org.timezone,
@@ -364,11 +369,13 @@ def ballot_preview(ctx: ViewContext) -> Response:
 def vote_schedule(ctx: ViewContext) -> Response:
     assert ctx.org is not None and ctx.user is not None
     vote = _vote(ctx, lock=True)
+    settings = ctx.app.settings
     try:
         with ctx.db.begin_nested():  # a refused schedule freezes nothing
-            votes.schedule(
-                ctx.db, ctx.org, vote, actor=ctx.user, secret_key=ctx.app.settings.secret_key
-            )
+            votes.request_schedule(
+                ctx.db, ctx.org, vote, actor=ctx.user, secret_key=settings.secret_key,
+                in_request_members=settings.freeze_in_request_members,
+            )  # fmt: skip
     except RatifyError as exc:
         if exc.status_code == 409:
             raise

@@ -77,7 +77,8 @@ def _answer(
 def freeze(db: Session, org: Organization, vote: Vote, *, secret_key: str) -> dict[str, Any]:
     """Evaluate the vote's rule once and store everyone it considered, bulk-inserted (COPY on
     PostgreSQL) with only the columns that differ between voters. A 300,000-member roster
-    takes about 20 s on PostgreSQL and 30 s on SQLite, in the request that schedules it."""
+    takes about 20 s on PostgreSQL and 30 s on SQLite: in ``ratify worker`` for a big
+    organization (``services.request_schedule``), else in the request that schedules it."""
     from ratify.votes.services import rule_of
 
     rule = rule_of(vote)

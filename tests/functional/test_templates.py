@@ -18,9 +18,9 @@ def test_every_template_compiles_in_every_language(name: str) -> None:
 
 
 # Staff pages that a small same-origin script improves, and that work without it: the
-# progress of a large import (a timed refresh fails WCAG 2.2.1; the page has a link instead).
-# Member-facing pages stay free of JavaScript.
-ENHANCED = {"rosters/import_progress.html": "progress.js"}
+# progress of a large import or of a big voter list being frozen (a timed refresh fails WCAG
+# 2.2.1; the page has a link instead). Member-facing pages stay free of JavaScript.
+ENHANCED = {"rosters/import_progress.html": "progress.js", "votes/detail.html": "progress.js"}
 
 
 def test_every_page_template_sets_language_and_viewport() -> None:
