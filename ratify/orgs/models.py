@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import Enum, String
+from sqlalchemy import Enum, String, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ratify.db import Base, UUIDPrimaryKey, utcnow
@@ -28,4 +28,6 @@ class Organization(UUIDPrimaryKey, Base):
     timezone: Mapped[str] = mapped_column(String(64), default="UTC")
     # Good standing: a member is in arrears by at most this many months (unions' usual grace).
     dues_grace_months: Mapped[int] = mapped_column(default=2, server_default="2")
+    # Certified results shown to members (through their links) and on a public page.
+    publish_results: Mapped[bool] = mapped_column(default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

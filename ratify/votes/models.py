@@ -44,6 +44,8 @@ class VoteStatus(StrEnum):
     SCHEDULED = "scheduled"  # the voter list is frozen; opens by itself at opens_at
     OPEN = "open"
     CLOSED = "closed"
+    TALLIED = "tallied"  # counted: challenges decided, paper batches confirmed, result fixed
+    CERTIFIED = "certified"  # signed by the committee; read-only
 
 
 class TallyGrouping(StrEnum):
@@ -92,6 +94,16 @@ class Vote(UUIDPrimaryKey, Base):
     # draft, and cannot be changed, meanwhile), and why the last such job refused, if it did.
     freeze_job_id: Mapped[uuid.UUID | None]
     freeze_error: Mapped[str] = mapped_column(String(300), default="", server_default="")
+    # A blank (abstain) option on the ballot; the threshold says whether blanks count.
+    allow_blank: Mapped[bool] = mapped_column(default=False, server_default=false())
+    # Fixed at tallying (votes.tally): per group and in aggregate, the outcome and the rule
+    # applied; with the digest of the ballot box it was counted from.
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    box_digest: Mapped[str | None] = mapped_column(String(64))
+    # Why the reconciliation's figures differ, where they do: certification waits for it.
+    reconciliation_note: Mapped[str] = mapped_column(Text, default="", server_default="")
+    tallied_at: Mapped[datetime | None]
+    certified_at: Mapped[datetime | None]
     created_by_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("staff_users.id"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -228,3 +240,65 @@ class Receipt(Base):
     vote_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("votes.id"))
     tally_group: Mapped[str] = mapped_column(String(30))
     mixed: Mapped[bool] = mapped_column(default=False, server_default=false())
+
+
+class BatchStatus(StrEnum):
+    ENTERED = "entered"  # by one committee member; not counted yet
+    CONFIRMED = "confirmed"  # by a second: counted
+    WITHDRAWN = "withdrawn"  # a mistake, taken back before confirmation
+
+
+class PaperBatch(UUIDPrimaryKey, Base):
+    """Paper or in-person ballots counted by hand in one tally group (one ballot box, say):
+    counts per option, entered after the close (rule 3) by one committee member, counted
+    only once a second has confirmed them; both audited."""
+
+    __tablename__ = "paper_batches"
+
+    vote_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("votes.id"), index=True)
+    tally_group: Mapped[str] = mapped_column(String(30))
+    label: Mapped[str] = mapped_column(String(200), default="")
+    counts: Mapped[dict[str, int]] = mapped_column(JSON)  # option key -> ballots
+    status: Mapped[BatchStatus] = mapped_column(_enum(BatchStatus), default=BatchStatus.ENTERED)
+    entered_by_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("staff_users.id"))
+    entered_at: Mapped[datetime] = mapped_column(default=utcnow)
+    confirmed_by_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("staff_users.id"))
+    confirmed_at: Mapped[datetime | None]
+
+
+class EnvelopeStatus(StrEnum):
+    SEALED = "sealed"
+    ACCEPTED = "accepted"  # its ballot is in the box, with no link back
+    REJECTED = "rejected"  # destroyed unopened
+
+
+class Envelope(UUIDPrimaryKey, Base):
+    """A challenged voter's ballot, sealed. Online, its choice is encrypted under the vote's
+    envelope key (derived from the secret key) and nothing reads it until the challenge is
+    accepted: then it goes straight into the box as a new ballot and the envelope is
+    emptied. Rejected, it is emptied unopened. On paper the envelope itself is physical:
+    this row records it and the decision. The reason is kept either way."""
+
+    __tablename__ = "envelopes"
+
+    vote_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("votes.id"), index=True)
+    voter_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("voters.id"), unique=True)
+    channel: Mapped[Channel] = mapped_column(_enum(Channel, 10))
+    sealed: Mapped[bytes | None] = mapped_column(LargeBinary)  # nonce + ciphertext
+    status: Mapped[EnvelopeStatus] = mapped_column(
+        _enum(EnvelopeStatus), default=EnvelopeStatus.SEALED
+    )
+    reason: Mapped[str] = mapped_column(String(500), default="")
+    decided_by_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("staff_users.id"))
+    decided_at: Mapped[datetime | None]
+
+
+class Signature(UUIDPrimaryKey, Base):
+    """One certifying committee member's sign-off (after re-entering their password)."""
+
+    __tablename__ = "vote_signatures"
+    __table_args__ = (UniqueConstraint("vote_id", "user_id"),)
+
+    vote_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("votes.id"))
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("staff_users.id"))
+    signed_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -31,6 +31,8 @@ STATUS_LABELS = {
     VoteStatus.SCHEDULED: N_("Scheduled"),
     VoteStatus.OPEN: N_("Open"),
     VoteStatus.CLOSED: N_("Closed"),
+    VoteStatus.TALLIED: N_("Counted"),
+    VoteStatus.CERTIFIED: N_("Certified"),
 }
 KIND_LABELS = {
     VoteKind.RATIFICATION: N_("Ratification of a tentative agreement"),
