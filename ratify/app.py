@@ -22,6 +22,7 @@ from ratify.rosters import views as rosters_views
 from ratify.security import SESSION_SALT, Signer, password_hasher
 from ratify.settings import PROJECT_ROOT, Settings
 from ratify.votes import oversight as oversight_views
+from ratify.votes import published as published_views
 from ratify.votes import views as votes_views
 from ratify.votes import voting as voting_views
 from ratify.web import errors as web_errors
@@ -47,6 +48,7 @@ def routes() -> list[BaseRoute]:
     return [
         # First: during a big vote nearly every request is a member's, and Starlette tries
         # routes in order (no other route's path begins with /v/).
+        *published_views.ROUTES,  # /v/receipts, before /v/{credential}
         *voting_views.ROUTES,
         *web_views.ROUTES,
         *accounts_views.ROUTES,
