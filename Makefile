@@ -7,7 +7,7 @@ PYTEST_WORKERS ?= 2
 CATALOGS := $(wildcard translations/*/LC_MESSAGES/messages.po)
 COMPILED := $(CATALOGS:.po=.mo)
 
-.PHONY: bench-roster bench-cast chromium run test lint typecheck test-sqlite test-postgres drills messages extract-messages bench clean
+.PHONY: bench-roster bench-cast chromium pdf-libs run test lint typecheck test-sqlite test-postgres drills messages extract-messages bench clean
 
 run: $(VENV)/.installed $(COMPILED)
 	$(BIN)/ratify migrate
@@ -46,6 +46,9 @@ typecheck: $(VENV)/.installed-test
 chromium:
 	@scripts/ensure-chromium
 
+pdf-libs:
+	@scripts/ensure-pdf-libs
+
 test-sqlite: $(VENV)/.installed-test $(COMPILED)
 	RATIFY_TEST_DB=sqlite $(BIN)/pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
@@ -53,7 +56,7 @@ test-postgres: $(VENV)/.installed-test $(COMPILED)
 	RATIFY_TEST_DB=postgresql RATIFY_TEST_DATABASE_URL="$${RATIFY_TEST_DATABASE_URL:-$(PG_URL)}" \
 		$(BIN)/pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
-test: chromium lint typecheck test-sqlite test-postgres
+test: chromium pdf-libs lint typecheck test-sqlite test-postgres
 
 # Long drills against a real PostgreSQL (scratch databases, dropped after): drills/README.md.
 drills: $(VENV)/.installed-test
