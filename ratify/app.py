@@ -22,6 +22,7 @@ from ratify.rosters import views as rosters_views
 from ratify.security import SESSION_SALT, Signer, password_hasher
 from ratify.settings import PROJECT_ROOT, Settings
 from ratify.votes import oversight as oversight_views
+from ratify.votes import paper_views
 from ratify.votes import published as published_views
 from ratify.votes import views as votes_views
 from ratify.votes import voting as voting_views
@@ -57,6 +58,7 @@ def routes() -> list[BaseRoute]:
         *rosters_views.ROUTES,
         *votes_views.ROUTES,
         *oversight_views.ROUTES,
+        *paper_views.ROUTES,
         *api_views.ROUTES,
         *api_votes.ROUTES,
         PublicMount("/static", app=StaticFiles(directory=STATIC_DIR), name="static"),
