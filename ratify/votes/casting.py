@@ -265,22 +265,34 @@ def check_second_factor(
     return right
 
 
+class SealInstead(Conflict):
+    """A challenged voter's ballot goes into a sealed envelope (``envelopes.seal``), never
+    straight into the box: the cast refuses it, having written nothing."""
+
+    default_message = N_(
+        "Your vote is challenged: it goes into a sealed envelope, not straight into the ballot box."
+    )
+
+
+CHALLENGED_ALREADY_VOTED = N_(
+    "You have already voted. Your ballot is sealed in an envelope until the election "
+    "committee decides your challenge."
+)
+
+
 def may_cast(access: VoterAccess) -> None:
     """Refusals before the ballot is shown or a choice is taken. Past the closing time the
     vote is not open even while its status (moved by the ballot page or the worker, never
-    by a cast) still says so."""
+    by a cast) still says so. A challenged voter may go on: their ballot will be sealed in
+    an envelope (``envelopes.seal``) instead of cast."""
     closed = access.closes_at is not None and access.closes_at <= utcnow()
     if access.vote_status != VoteStatus.OPEN or closed:
         raise Conflict(N_("Voting is not open."))
-    if access.status == VoterStatus.CHALLENGED:
-        raise Forbidden(
-            N_("Your vote is challenged: it cannot be cast online. The election committee "
-               "will tell you how to vote by sealed envelope.")
-        )  # fmt: skip
-    if access.status != VoterStatus.ELIGIBLE:
+    if access.status not in (VoterStatus.ELIGIBLE, VoterStatus.CHALLENGED):
         raise Forbidden(N_("You are not on the list of voters for this vote."))
     if access.has_voted:
-        raise AlreadyVoted()
+        challenged = access.status == VoterStatus.CHALLENGED
+        raise AlreadyVoted(CHALLENGED_ALREADY_VOTED if challenged else None)
 
 
 # The cast's first write: this voter, this credential issue, eligible, not yet voted, and
@@ -344,7 +356,9 @@ def _refuse(db: Session, seat: Seat) -> None:
     access = find_by_session(db, seat.voter_id, seat.issue)
     if access is None or access.vote_id != seat.vote_id:
         raise LinkReplaced()  # reissued since this session began: nothing was cast
-    may_cast(access)  # not open, challenged, excluded, voted
+    may_cast(access)  # not open, excluded, voted
+    if access.status == VoterStatus.CHALLENGED:
+        raise SealInstead()
 
 
 def new_receipt_code() -> str:

@@ -1,5 +1,6 @@
 """The member's pages: a personal link, the second factor, the ballot, the review step, the
-cast and the receipt. Phone-first, no JavaScript, in the member's language.
+cast and the receipt (for a challenged voter, the ballot sealed in an envelope instead).
+Phone-first, no JavaScript, in the member's language.
 
 Opening a link changes nothing (mail scanners prefetch links); passing the second factor
 exchanges the credential for a short-lived voter session (a signed cookie naming the voter and
@@ -23,10 +24,10 @@ from ratify.db import utcnow
 from ratify.errors import N_, BadRequest, NotFound, RatifyError
 from ratify.orgs.models import Organization
 from ratify.security import VOTER_SESSION_SALT, Signer
-from ratify.votes import casting, sheets
+from ratify.votes import casting, envelopes, sheets
 from ratify.votes import services as votes
 from ratify.votes.factors import FACTOR_LABELS
-from ratify.votes.models import SecondFactor, Vote, VoteStatus
+from ratify.votes.models import SecondFactor, Vote, VoterStatus, VoteStatus
 from ratify.votes.views import agreement_pdf
 from ratify.web.i18n import LANGUAGE_NAMES
 from ratify.web.routing import Cookie, ViewContext, page
@@ -212,17 +213,35 @@ def _ballot_context(
     }
 
 
+def _step(
+    ctx: ViewContext,
+    access: casting.VoterAccess,
+    template: str,
+    status_code: int = 200,
+    **context: Any,
+) -> Response:
+    """The ballot or the review step; a challenged voter's also says their vote will be
+    sealed in an envelope, on one page for both steps."""
+    if access.status == VoterStatus.CHALLENGED:
+        template = "votes/voting/challenged.html"
+        context.setdefault("chosen", None)
+    return _member_page(ctx, template, status_code, **context)
+
+
 def voter_ballot(ctx: ViewContext) -> Response:
     access, sheet, language = _session(ctx)
     access = _advanced(ctx, access)  # opens or closes it on time
     if access.has_voted:
+        if access.status == VoterStatus.CHALLENGED:  # online or on paper: in an envelope
+            return _sealed_page(ctx, _shown(sheet, access), receipt=None)
         return _member_page(ctx, "votes/voting/voted.html", vote=_shown(sheet, access))
     try:
         casting.may_cast(access)
     except RatifyError as exc:
         return _problem(ctx, _shown(sheet, access), access.timezone, exc, language)
-    return _member_page(
+    return _step(
         ctx,
+        access,
         "votes/voting/ballot.html",
         other_languages=[lang for lang in sheet.languages if lang != language],
         **_ballot_context(ctx, access, sheet, language),
@@ -239,15 +258,16 @@ def voter_review(ctx: ViewContext) -> Response:
     context = _ballot_context(ctx, access, sheet, language)
     chosen = context["ballot"].option(ctx.field("choice"))
     if chosen is None:
-        return _member_page(
+        return _step(
             ctx,
+            access,
             "votes/voting/ballot.html",
             400,
             other_languages=[],
             problem=ctx.gettext(N_("Choose one of the options on the ballot.")),
             **context,
         )
-    return _member_page(ctx, "votes/voting/review.html", chosen=chosen, **context)
+    return _step(ctx, access, "votes/voting/review.html", chosen=chosen, **context)
 
 
 def voter_cast(ctx: ViewContext) -> Response:
@@ -260,6 +280,8 @@ def voter_cast(ctx: ViewContext) -> Response:
     try:
         # The form sends the option's mark; an unknown one is refused by the cast.
         code = casting.cast(ctx.db, seat, sheet.marks.get(ctx.field("choice"), ""))
+    except casting.SealInstead:
+        return _seal(ctx, seat, sheet, preferred)
     except RatifyError as exc:
         # Every refusal comes before the first write, or after a conditional update that
         # matched nothing: a refused cast has written nothing.
@@ -275,6 +297,30 @@ def voter_cast(ctx: ViewContext) -> Response:
         vote=sheet,
         receipt=casting.show_receipt(code),
     )
+
+
+def _seal(ctx: ViewContext, seat: casting.Seat, sheet: sheets.Sheet, preferred: str) -> Response:
+    """A challenged voter's cast: the ballot sealed in an envelope (``envelopes.seal``), in
+    the same transaction as the refused cast, which wrote nothing."""
+    try:
+        code = envelopes.seal(
+            ctx.db, ctx.app.settings.secret_key, seat, sheet.marks.get(ctx.field("choice"), "")
+        )
+    except RatifyError as exc:
+        try:
+            access, sheet, language = _session(ctx)
+        except SessionEnded:
+            raise exc from None
+        return _problem(ctx, _shown(sheet, access), access.timezone, exc, language)
+    ctx.language = _language(ctx, sheet.languages, preferred)
+    return _sealed_page(ctx, sheet, receipt=casting.show_receipt(code))
+
+
+def _sealed_page(
+    ctx: ViewContext, vote: sheets.Sheet | ShownVote, *, receipt: str | None
+) -> Response:
+    """A challenged voter's vote is sealed: its receipt is shown once, when it is sealed."""
+    return _member_page(ctx, "votes/voting/sealed.html", vote=vote, receipt=receipt)
 
 
 def voter_full_text(ctx: ViewContext) -> Response:

@@ -183,18 +183,23 @@ def test_tampered_forms_and_refused_voters_write_nothing(db: Session, client, se
     assert client.post("/v/cast", data={"csrf_token": token, "choice": "yes"}).status_code == 401
     db.expire_all()
     assert counts(db) == before
-    # A challenged voter signs in but cannot cast online (their envelope is part 2).
+    # A challenged voter's tampered choice is refused too; their vote goes into a sealed
+    # envelope (tests/votes/test_envelopes.py), never straight into the box.
     db.execute(update(Voter).where(Voter.id == voter(db, vote, "2001").id)
                .values(status=VoterStatus.CHALLENGED))  # fmt: skip
     client.cookies.clear()
     challenged = link_of(settings.secret_key, voter(db, vote, "2001"))
     assert sign_in(client, challenged, "2001").status_code == 303
-    assert client.get("/v/ballot").status_code == 403
+    assert "sealed in an envelope" in client.get("/v/ballot").text
     token = csrf_from(client, challenged)
-    cast = client.post("/v/cast", data={"csrf_token": token, "choice": "yes"})
-    assert cast.status_code == 403 and "sealed envelope" in cast.text
+    unknown = client.post("/v/cast", data={"csrf_token": token, "choice": "maybe"})
+    assert unknown.status_code == 400 and "Choose one of the options" in unknown.text
     db.expire_all()
     assert counts(db) == before
+    sealed = client.post("/v/cast", data={"csrf_token": token, "choice": MARKS["yes"]})
+    assert sealed.status_code == 200 and "Your vote is sealed" in sealed.text
+    db.expire_all()
+    assert counts(db) == (before[0], before[1], before[2] + 1, before[3])  # no ballot, no receipt
 
 
 def test_wrong_second_factors_are_throttled_per_link_and_per_address(
