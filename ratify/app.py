@@ -21,6 +21,7 @@ from ratify.orgs import views as orgs_views
 from ratify.rosters import views as rosters_views
 from ratify.security import SESSION_SALT, Signer, password_hasher
 from ratify.settings import PROJECT_ROOT, Settings
+from ratify.votes import challenges as challenges_views
 from ratify.votes import oversight as oversight_views
 from ratify.votes import paper_views
 from ratify.votes import published as published_views
@@ -58,6 +59,7 @@ def routes() -> list[BaseRoute]:
         *rosters_views.ROUTES,
         *votes_views.ROUTES,
         *oversight_views.ROUTES,
+        *challenges_views.ROUTES,
         *paper_views.ROUTES,
         *api_views.ROUTES,
         *api_votes.ROUTES,
