@@ -341,8 +341,9 @@ class VoteRuleIn(Input):
 
 
 class ThresholdIn(Input):
-    """What passes: more than numerator/denominator of the votes cast (1/2, 3/5, 2/3 or 3/4),
-    with an optional quorum. Given, it replaces the saved threshold whole."""
+    """What passes: more than half (1/2), or at least numerator/denominator (3/5, 2/3 or
+    3/4), of the votes cast, with an optional quorum. Given, it replaces the saved threshold
+    whole."""
 
     numerator: int = 1
     denominator: int = 2
@@ -351,6 +352,15 @@ class ThresholdIn(Input):
     )
     units: Literal["aggregate", "every_unit"] = Field(
         default="aggregate", description="every_unit: each bargaining unit must pass too."
+    )
+    blank_counts: bool = Field(
+        default=False,
+        description="Blank ballots count in the votes cast (so against); needs allow_blank.",
+    )
+    merge_small_groups: bool = Field(
+        default=False,
+        description="A tally group of fewer than 5 ballots is counted in the aggregate only, "
+        "its own figures not shown.",
     )
 
 
@@ -374,6 +384,10 @@ class SetupFields(Input):
     threshold: ThresholdIn | None = None
     second_factor: SecondFactor | None = None
     mail_letters: bool | None = None
+    allow_blank: bool | None = Field(
+        default=None,
+        description="The ballot offers a blank option last (key blank), not among options.",
+    )
     committee: list[Text] | None = Field(
         default=None,
         max_length=100,
@@ -420,6 +434,8 @@ class ThresholdOut(BaseModel):
     denominator: int
     quorum_percent: int | None
     units: str
+    blank_counts: bool
+    merge_small_groups: bool
 
 
 class CommitteeMemberOut(BaseModel):
@@ -455,7 +471,10 @@ class VoterListOut(BaseModel):
 
 class VoteDetailOut(VoteOut):
     question: dict[str, str]
-    options: list[OptionOut]
+    options: list[OptionOut] = Field(
+        description="The worded options; with allow_blank the ballot also offers key blank."
+    )
+    allow_blank: bool
     eligibility: VoteRuleOut | None = Field(description="Null until the set-up is saved.")
     tally_grouping: str
     threshold: ThresholdOut

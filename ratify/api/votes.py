@@ -82,7 +82,8 @@ def _detail(ctx: ApiContext, vote: Vote) -> VoteDetailOut:
     emails = ctx.can(Permission.VOTE_SETUP)  # those who may set a vote up name its committee
     setup: dict[str, Any] = {
         "question": vote.question,
-        "options": [OptionOut(key=o.key, labels=o.labels) for o in vote.options],
+        "options": [OptionOut(key=o.key, labels=o.labels) for o in votes.worded_options(vote)],
+        "allow_blank": vote.allow_blank,
         "eligibility": VoteRuleOut(
             cutoff=vote.cutoff,
             units=votes.unit_codes(ctx.db, ctx.org, rule["units"]),
@@ -99,6 +100,8 @@ def _detail(ctx: ApiContext, vote: Vote) -> VoteDetailOut:
             denominator=threshold.denominator,
             quorum_percent=threshold.quorum_percent,
             units=threshold.units,
+            blank_counts=threshold.blank_counts,
+            merge_small_groups=threshold.merge_small_groups,
         ),
         "second_factor": vote.second_factor.value,
         "mail_letters": vote.mail_letters,
@@ -176,6 +179,7 @@ SCALARS = (
     "tally_grouping",
     "second_factor",
     "mail_letters",
+    "allow_blank",
     "signatures_required",
 )
 
@@ -218,7 +222,12 @@ def _save_setup(
     if body.threshold is not None:
         asked = body.threshold
         changes["threshold"] = votes.Threshold(
-            asked.numerator, asked.denominator, asked.quorum_percent, asked.units
+            asked.numerator,
+            asked.denominator,
+            asked.quorum_percent,
+            asked.units,
+            blank_counts=asked.blank_counts,
+            merge_small_groups=asked.merge_small_groups,
         )
     if body.committee is not None:
         staff = {u.email.casefold(): u.id for u in votes.committee_candidates(ctx.db, ctx.org)}
@@ -284,6 +293,7 @@ _FIELDS = {
     "joined_days": "eligibility.joined_days_before",
     "threshold_fraction": "threshold",
     "quorum_percent": "threshold.quorum_percent",
+    "blank_counts": "threshold.blank_counts",
 }
 _PER_LANGUAGE = re.compile(r"(question|options)_([a-z]{2})")
 _ONE_OPTION = re.compile(r"option_(\d+)_([a-z]{2})")

@@ -59,6 +59,10 @@ RATIFICATION_OPTIONS = (
     ("yes", {"en": "Yes, I accept the agreement", "es": "Sí, acepto el acuerdo"}),
     ("no", {"en": "No, I reject the agreement", "es": "No, rechazo el acuerdo"}),
 )
+# The blank (abstain) option a vote may offer last on its ballot (``Vote.allow_blank``): kept
+# in step with that setting while the vote is a draft, its wording fixed.
+BLANK = "blank"
+BLANK_LABELS = {"en": "Blank (I abstain)", "es": "En blanco (me abstengo)"}
 DEFAULT_QUESTION = {
     "en": "Do you accept the tentative agreement?",
     "es": "¿Acepta el acuerdo provisional?",
@@ -73,14 +77,20 @@ class VoteInvalid(BadRequest):
 
 @dataclass(frozen=True)
 class Threshold:
-    """What passes (applied by the tally, issue 6): more than ``numerator/denominator`` of
-    the votes cast, with an optional quorum of eligible voters; per unit, every unit must
-    pass or the aggregate decides."""
+    """What passes, as ``votes.tally`` applies it: a majority (1/2) is *more than* half of the
+    votes cast, any other fraction *at least* ``numerator/denominator`` of them (so a tie
+    never passes), with an optional quorum: at least ``quorum_percent`` of the eligible
+    voters voted. Per unit, either every unit must pass or the aggregate decides.
+    ``blank_counts``: blank ballots count in the votes cast (so against), else they are only
+    reported. ``merge_small_groups``: a group of fewer than 5 ballots is counted in the
+    aggregate only, its own figures not shown (DESIGN.md §4 rule 6)."""
 
     numerator: int = 1
     denominator: int = 2
     quorum_percent: int | None = None
     units: str = "aggregate"  # or "every_unit"
+    blank_counts: bool = False
+    merge_small_groups: bool = False
 
     def stored(self) -> dict[str, Any]:
         return {
@@ -89,6 +99,8 @@ class Threshold:
             "denominator": self.denominator,
             "quorum_percent": self.quorum_percent,
             "units": self.units,
+            "blank_counts": self.blank_counts,
+            "merge_small_groups": self.merge_small_groups,
         }
 
 
@@ -113,6 +125,8 @@ class VoteFields:
     signatures_required: int
     second_factor: SecondFactor
     mail_letters: bool
+    # A blank option ("I abstain", key ``BLANK``) last on the ballot; not among ``options``.
+    allow_blank: bool = False
     form_errors: dict[str, str] = field(default_factory=dict)  # what the form could not read
 
 
@@ -206,6 +220,8 @@ def threshold_of(vote: Vote) -> Threshold:
         denominator=int(stored.get("denominator", 2)),
         quorum_percent=stored.get("quorum_percent"),
         units=str(stored.get("units", "aggregate")),
+        blank_counts=bool(stored.get("blank_counts", False)),
+        merge_small_groups=bool(stored.get("merge_small_groups", False)),
     )
 
 
@@ -220,7 +236,7 @@ def missing_for_scheduling(db: Session, vote: Vote) -> list[str]:
         if not vote.question.get(language) or any(not o.labels.get(language) for o in vote.options):
             missing.append(N_("Write the question and every option in each ballot language."))
             break
-    if not MIN_OPTIONS <= len(vote.options) <= MAX_OPTIONS:
+    if not MIN_OPTIONS <= len(worded_options(vote)) <= MAX_OPTIONS:
         missing.append(N_("A question needs between 2 and 10 options."))
     docs = documents_of(db, vote)
     if vote.kind == VoteKind.RATIFICATION and any(
@@ -248,7 +264,7 @@ def saved_fields(vote: Vote, committee_ids: list[uuid.UUID]) -> VoteFields:
     return VoteFields(
         title=vote.title,
         question=dict(vote.question),
-        options=[dict(o.labels) for o in vote.options],
+        options=[dict(o.labels) for o in worded_options(vote)],
         opens_at=vote.opens_at,
         closes_at=vote.closes_at,
         cutoff=vote.cutoff,
@@ -263,7 +279,13 @@ def saved_fields(vote: Vote, committee_ids: list[uuid.UUID]) -> VoteFields:
         signatures_required=vote.signatures_required,
         second_factor=vote.second_factor,
         mail_letters=vote.mail_letters,
+        allow_blank=vote.allow_blank,
     )
+
+
+def worded_options(vote: Vote) -> list[VoteOption]:
+    """The options staff word, in ballot order: all but the blank one."""
+    return [o for o in vote.options if o.key != BLANK]
 
 
 def _require_actor(actor: StaffUser | None, actor_label: str | None) -> None:
@@ -451,6 +473,8 @@ def check_fields(db: Session, org: Organization, vote: Vote, fields: VoteFields)
     quorum = fields.threshold.quorum_percent
     if quorum is not None and not 1 <= quorum <= 100:
         errors["quorum_percent"] = N_("Enter a percentage from 1 to 100, or leave it empty.")
+    if fields.threshold.blank_counts and not fields.allow_blank:
+        errors["blank_counts"] = N_("Blank ballots can count only when the ballot offers them.")
     return errors
 
 
@@ -520,8 +544,9 @@ def update_vote(
     vote.second_factor = fields.second_factor
     vote.mail_letters = fields.mail_letters
     vote.updated_at = utcnow()
+    vote.allow_blank = fields.allow_blank
     if vote.kind == VoteKind.RATIFICATION:
-        for option, labels in zip(vote.options, fields.options, strict=True):
+        for option, labels in zip(worded_options(vote), fields.options, strict=True):
             option.labels = {lang: labels[lang] for lang in vote.languages}
     else:
         vote.options.clear()
@@ -535,6 +560,7 @@ def update_vote(
                     labels={lang: labels[lang] for lang in vote.languages},
                 )
             )
+    _keep_blank_option(vote)
     current = {
         m.user_id: m
         for m in db.scalars(select(CommitteeMember).where(CommitteeMember.vote_id == vote.id))
@@ -555,6 +581,23 @@ def update_vote(
         object_id=vote.id,
         data=describe(vote, sorted(str(u) for u in fields.committee_ids)),
     )
+
+
+def _keep_blank_option(vote: Vote) -> None:
+    """The blank option on the ballot, last, exactly when the set-up allows blank ballots:
+    an ordinary option to the ballot pages and to casting (its key is ``BLANK``)."""
+    blank = next((o for o in vote.options if o.key == BLANK), None)
+    if vote.allow_blank and blank is None:
+        vote.options.append(
+            VoteOption(
+                vote_id=vote.id,
+                position=len(vote.options),
+                key=BLANK,
+                labels={lang: BLANK_LABELS[lang] for lang in vote.languages},
+            )
+        )
+    elif blank is not None and not vote.allow_blank:
+        vote.options.remove(blank)
 
 
 def describe(vote: Vote, committee: list[str]) -> dict[str, Any]:
