@@ -25,6 +25,7 @@ from ratify.votes import challenges as challenges_views
 from ratify.votes import oversight as oversight_views
 from ratify.votes import paper_views
 from ratify.votes import published as published_views
+from ratify.votes import results as results_views
 from ratify.votes import views as votes_views
 from ratify.votes import voting as voting_views
 from ratify.web import errors as web_errors
@@ -61,6 +62,7 @@ def routes() -> list[BaseRoute]:
         *oversight_views.ROUTES,
         *challenges_views.ROUTES,
         *paper_views.ROUTES,
+        *results_views.ROUTES,
         *api_views.ROUTES,
         *api_votes.ROUTES,
         PublicMount("/static", app=StaticFiles(directory=STATIC_DIR), name="static"),

@@ -77,6 +77,9 @@ _STAFF: Final = frozenset(
         Permission.VOTE_SETUP,
         Permission.NOTICES_SEND,
         Permission.STRIKE_OFF,
+        # Results once counted (DESIGN.md §1: staff and committee after the tally).
+        Permission.RESULTS_AFTER_CLOSE,
+        Permission.CERTIFIED_RESULTS_READ,
         Permission.COMMUNITY_MANAGE,
         Permission.TURNOUT_READ,
     }

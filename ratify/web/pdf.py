@@ -34,8 +34,8 @@ def _static_file(url: str) -> tuple[bytes, str]:
 
 def html_to_pdf(html: str) -> bytes:
     try:
-        from weasyprint import HTML
-        from weasyprint.urls import URLFetcher, URLFetcherResponse
+        from weasyprint import HTML  # type: ignore[import-untyped]
+        from weasyprint.urls import URLFetcher, URLFetcherResponse  # type: ignore[import-untyped]
     except OSError as exc:  # pango and friends are not installed
         raise PdfUnavailable() from exc
 
