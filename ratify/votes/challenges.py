@@ -22,7 +22,7 @@ CHANNEL_LABELS = {
 }
 ENVELOPE_LABELS = {
     EnvelopeStatus.SEALED: N_("Sealed, waiting for a decision"),
-    EnvelopeStatus.ACCEPTED: N_("Accepted: the ballot is in the box"),
+    EnvelopeStatus.ACCEPTED: N_("Accepted: its ballot joins the box at the count"),
     EnvelopeStatus.REJECTED: N_("Rejected: destroyed unopened"),
 }
 DECISIONS = {"accept": True, "reject": False}

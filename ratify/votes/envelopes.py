@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import re
 import typing
 import uuid
@@ -264,11 +265,13 @@ def decide(
     secret_key: str,
 ) -> None:
     """Accept or reject a challenged voter's envelope, once, after the close and before the
-    count. Accepted online: the payload is opened (first, so a broken seal writes nothing)
-    and its choice inserted as a new ballot with a new random id, in the voter's tally
-    group, with its receipt; the envelope is emptied. Rejected: emptied unopened. The
-    reason (required to reject) is kept on the envelope and in the audit event, which
-    names the member and the decision, never the choice (rule 5)."""
+    count. Accepted online: the seal is checked (so a broken one is refused now and writes
+    nothing), but the envelope stays sealed until the count opens every accepted envelope
+    together into the box (``open_accepted``): one ballot inserted here, in the transaction
+    that marks this voter's envelope, would share its transaction id and its place with
+    it (rule 1), and a copy of the table before and after would show its choice. Rejected:
+    emptied unopened. The reason (required to reject) is kept on the envelope and in the
+    audit event, which names the member and the decision, never the choice (rule 5)."""
     if envelope.vote_id != vote.id or vote.organization_id != org.id:
         raise NotFound()
     if vote.status != VoteStatus.CLOSED:
@@ -281,11 +284,12 @@ def decide(
     if len(reason) > REASON_LENGTH:
         raise BadRequest(N_("Use at most 500 characters."))
     voter = db.get_one(Voter, envelope.voter_id)
-    opened: tuple[str, str] | None = None
     if accept and envelope.channel == Channel.ONLINE:
-        opened = open_payload(secret_key, vote.id, envelope.id, envelope.sealed)
-        if opened[0] not in sheets.sheet(db, vote.id).keys:
+        choice, _code = open_payload(secret_key, vote.id, envelope.id, envelope.sealed)
+        if choice not in sheets.sheet(db, vote.id).keys:
             raise BrokenSeal()
+    # An accepted online envelope keeps its seal until the count; any other is emptied.
+    keep_sealed = accept and envelope.channel == Channel.ONLINE
     # Conditional, so two committee members deciding at once decide once, and never after
     # the count has begun.
     decided = db.execute(
@@ -297,7 +301,7 @@ def decide(
         )
         .values(
             status=EnvelopeStatus.ACCEPTED if accept else EnvelopeStatus.REJECTED,
-            sealed=None,
+            sealed=Envelope.sealed if keep_sealed else None,
             reason=reason,
             decided_by_id=actor.id,
             decided_at=utcnow(),
@@ -307,18 +311,6 @@ def decide(
     if int(getattr(decided, "rowcount", 0)) != 1:
         raise Conflict(N_("This envelope was already decided."))
     db.expire(envelope)
-    if opened is not None:
-        choice, code = opened
-        # A ballot like any other (rule 1): a new random id, no voter, no envelope, no
-        # time; unmixed, so the next mix rewrites it and its receipt with the whole box.
-        db.execute(
-            insert(Ballot).values(
-                id=uuid.uuid4(), vote_id=vote.id, tally_group=voter.tally_group, choice=choice
-            )
-        )
-        db.execute(
-            insert(Receipt).values(code=code, vote_id=vote.id, tally_group=voter.tally_group)
-        )
     audit.record(
         db,
         organization=org,
@@ -334,6 +326,46 @@ def decide(
             "reason": reason,
         },
     )
+
+
+def open_accepted(db: Session, vote: Vote, secret_key: str) -> int:
+    """The count's first step: every accepted online envelope opened at once, in random
+    order, its choice a new ballot (a new random id, no voter, no envelope, no time) in the
+    voter's group with the receipt the voter was shown, and the envelopes emptied. The
+    caller then mixes the whole box in the same transaction, so these ballots share their
+    transaction and their places with every other. Returns the ballots added."""
+    rows = db.execute(
+        select(Envelope.id, Envelope.sealed, Voter.tally_group)
+        .join(Voter, Voter.id == Envelope.voter_id)
+        .where(
+            Envelope.vote_id == vote.id,
+            Envelope.status == EnvelopeStatus.ACCEPTED,
+            Envelope.sealed.is_not(None),
+        )
+    ).all()
+    keys = sheets.sheet(db, vote.id).keys
+    opened = []
+    for envelope_id, sealed, group in rows:
+        choice, code = open_payload(secret_key, vote.id, envelope_id, sealed)
+        if choice not in keys:
+            raise BrokenSeal()
+        opened.append((choice, code, group))
+    random.SystemRandom().shuffle(opened)
+    for choice, code, group in opened:
+        db.execute(
+            insert(Ballot).values(
+                id=uuid.uuid4(), vote_id=vote.id, tally_group=group, choice=choice
+            )
+        )
+        db.execute(insert(Receipt).values(code=code, vote_id=vote.id, tally_group=group))
+    if rows:
+        db.execute(
+            update(Envelope)
+            .where(Envelope.id.in_([envelope_id for envelope_id, _s, _g in rows]))
+            .values(sealed=None)
+            .execution_options(synchronize_session=False)
+        )
+    return len(opened)
 
 
 # -- the committee's list -----------------------------------------------------------------------

@@ -55,10 +55,11 @@ def blockers(db: Session, vote: Vote) -> list[tuple[str, dict[str, Any]]]:
     return found
 
 
-def count(db: Session, org: Organization, vote: Vote, *, actor: StaffUser) -> None:
+def count(db: Session, org: Organization, vote: Vote, *, actor: StaffUser, secret_key: str) -> None:
     """Count a closed vote and fix its result: challenges decided and paper batches confirmed
-    first; the box mixed once more if anything is unmixed; then the tally and the box's
-    digest, stored on the vote (``recount`` compares with them), and the vote ``tallied``."""
+    first; the accepted envelopes opened into the box, all together, and the box mixed once
+    more (all of it, in this transaction); then the tally and the box's digest, stored on
+    the vote (``recount`` compares with them), and the vote ``tallied``."""
     if vote.status in COUNTED:
         raise Conflict(N_("This vote has already been counted."))
     if vote.status != VoteStatus.CLOSED:
@@ -67,8 +68,9 @@ def count(db: Session, org: Organization, vote: Vote, *, actor: StaffUser) -> No
     if waiting:
         message, params = waiting[0]
         raise Conflict(message, **params)
-    if vote.id in casting.votes_to_mix(db):
-        casting.mix(db, vote.id)  # the close's last ballots, if the worker's mix is not done
+    opened = envelopes.open_accepted(db, vote, secret_key)
+    if opened or vote.id in casting.votes_to_mix(db):
+        casting.mix(db, vote.id)  # and the close's last ballots, if the worker's mix is not done
     result = tally.tally(db, vote)
     digest = tally.box_digest(db, vote)
     now = utcnow()
@@ -246,7 +248,7 @@ def count_vote(ctx: ViewContext) -> Response:
     vote = _vote(ctx, lock=True)
     try:
         with ctx.db.begin_nested():
-            count(ctx.db, ctx.org, vote, actor=ctx.user)
+            count(ctx.db, ctx.org, vote, actor=ctx.user, secret_key=ctx.app.settings.secret_key)
     except RatifyError as exc:
         return _refused(ctx, exc)
     return ctx.redirect(ctx.org_url("vote_result", vote_id=vote.id))
