@@ -84,6 +84,7 @@ def update_settings(
     default_language: str,
     timezone: str,
     dues_grace_months: str | None = None,
+    publish_results: bool | None = None,
 ) -> dict[str, tuple[object, object]]:
     """Change an organization's settings; the audit event keeps each before/after."""
     name = name.strip()
@@ -112,6 +113,7 @@ def update_settings(
         ("default_language", default_language),
         ("timezone", timezone),
         ("dues_grace_months", grace),
+        ("publish_results", org.publish_results if publish_results is None else publish_results),
     ):
         old = getattr(org, field)
         if old != new:

@@ -41,6 +41,7 @@ def org_settings(ctx: ViewContext) -> Response:
             "default_language": ctx.org.default_language,
             "timezone": ctx.org.timezone,
             "dues_grace_months": str(ctx.org.dues_grace_months),
+            "publish_results": ctx.org.publish_results,
         },
         saved=ctx.request.query_params.get("saved"),
     )
@@ -55,14 +56,15 @@ def org_settings_save(ctx: ViewContext) -> Response:
     }
     if ctx.org.kind == OrgKind.UNION and ctx.form is not None and "dues_grace_months" in ctx.form:
         values["dues_grace_months"] = ctx.field("dues_grace_months")
+    publish = ctx.field("publish_results") == "1"  # an unticked box sends nothing
     try:
-        orgs.update_settings(ctx.db, ctx.org, actor=ctx.user, **values)
+        orgs.update_settings(ctx.db, ctx.org, actor=ctx.user, publish_results=publish, **values)
     except orgs.SettingsInvalid as exc:
         return ctx.render(
             "orgs/settings.html",
             status_code=400,
             timezones=[*COMMON_TIMEZONES, "UTC"],
-            values=values,
+            values={**values, "publish_results": publish},
             errors={k: ctx.gettext(v) for k, v in exc.errors.items()},
             saved=None,
         )

@@ -1,7 +1,9 @@
 """What a vote's voters see through their personal links once voting has closed: the receipt
 codes of every ballot counted (DESIGN.md §4 rule 7), searchable, so that a member can check
-that theirs is there and raise it before certification if not. A receipt names its tally
-group and nothing else: no choice, no voter, no time.
+that theirs is there and raise it before certification if not; and, once certified, the
+result, where the organization publishes results (``Organization.publish_results``), which
+also puts it on a public page. A receipt names its tally group and nothing else: no choice,
+no voter, no time.
 """
 
 from __future__ import annotations
@@ -9,15 +11,18 @@ from __future__ import annotations
 import re
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from starlette.responses import Response
 
-from ratify.authz import VOTER
-from ratify.errors import N_, Conflict
-from ratify.votes import casting, voting
-from ratify.votes.models import Receipt, VoteStatus
+from ratify.authz import PUBLIC, VOTER
+from ratify.errors import N_, Conflict, NotFound
+from ratify.orgs import services as orgs
+from ratify.orgs.models import Organization
+from ratify.votes import casting, results, voting
+from ratify.votes.models import Receipt, Vote, VoteStatus
 from ratify.web.routing import ViewContext, page
 
 # From the close on, through tallying and certification (and after).
@@ -79,4 +84,57 @@ def voter_receipts(ctx: ViewContext) -> Response:
     )
 
 
-ROUTES = [page("/v/receipts", voter_receipts, access=VOTER)]
+def _result_context(ctx: ViewContext, vote: Vote) -> dict[str, Any]:
+    labels = results.option_labels(ctx.db, vote, ctx.language, ctx.gettext)
+    assert vote.result is not None
+    return {
+        "vote": vote,
+        "result": vote.result,
+        "labels": labels,
+        "words": results.in_words(vote.result, labels, ctx.gettext),
+    }
+
+
+def voter_result(ctx: ViewContext) -> Response:
+    """A certified result, through the member's own link, where the organization publishes
+    results."""
+    access, sheet, language = voting._session(ctx)
+    vote = ctx.db.get_one(Vote, access.vote_id)
+    org = ctx.db.get_one(Organization, vote.organization_id)
+    refusal = None
+    if vote.status != VoteStatus.CERTIFIED:
+        refusal = Conflict(N_("The result is published here once the committee has certified it."))
+    elif not org.publish_results:
+        refusal = Conflict(N_("The union shares this result with its members in its own way."))
+    if refusal is not None:
+        return voting._problem(
+            ctx, voting._shown(sheet, access), access.timezone, refusal, language
+        )
+    return voting._member_page(
+        ctx, "votes/published_result.html", org_name=org.name, **_result_context(ctx, vote)
+    )
+
+
+def public_result(ctx: ViewContext) -> Response:
+    """A certified result on a public page, where the organization publishes results; any
+    other vote, and every vote of one that does not, is not found."""
+    org = orgs.get_by_slug(ctx.db, str(ctx.request.path_params["slug"]))
+    vote = ctx.db.get(Vote, ctx.path_uuid("vote_id"))
+    if (
+        vote is None
+        or vote.organization_id != org.id
+        or vote.status != VoteStatus.CERTIFIED
+        or not org.publish_results
+    ):
+        raise NotFound()
+    ctx.language = ctx.language if ctx.language in vote.languages else vote.languages[0]
+    return ctx.render(
+        "votes/published_result.html", org_name=org.name, **_result_context(ctx, vote)
+    )
+
+
+ROUTES = [
+    page("/v/receipts", voter_receipts, access=VOTER),
+    page("/v/result", voter_result, access=VOTER),
+    page("/results/{slug}/{vote_id}", public_result, access=PUBLIC),
+]

@@ -151,3 +151,58 @@ def test_a_recount_after_tampering_names_what_differs(db: Session, client, setti
     db.execute(update(Ballot).where(Ballot.id == one).values(choice="no"))
     recount = _post(client, f"{result}/recount", result)
     assert "does not match the result" in recount.text and "box_digest" in recount.text
+
+
+def _certified(db: Session, u: Union, settings) -> Vote:  # type: ignore[no-untyped-def]
+    from ratify.security import password_hasher
+    from ratify.votes import certify, results
+
+    vote = _voted_and_closed(db, u, settings)
+    results.count(db, u.org, vote, actor=u.committee[0], secret_key=settings.secret_key)
+    vote = votes.get_vote(db, u.org, vote.id)
+    for member in u.committee:
+        certify.sign(db, settings, password_hasher(settings), u.org, vote, user=member,
+                     password=PASSWORD, client_address="10.0.0.9")  # fmt: skip
+    db.flush()
+    return vote
+
+
+def test_a_certified_result_is_published_to_members_and_the_public_only_if_chosen(
+    db: Session, client, settings
+) -> None:  # type: ignore[no-untyped-def]
+    from tests.conftest import make_client
+    from tests.votes.test_casting import link_of, sign_in
+
+    u = make_union(db)
+    vote = _certified(db, u, settings)
+    public = f"/results/{u.org.slug}/{vote.id}"
+    assert (
+        sign_in(client, link_of(settings.secret_key, voter(db, vote, "1001")), "").status_code
+        == 303
+    )
+    assert "/v/result" in client.get("/v/ballot").text
+    unpublished = client.get("/v/result")
+    assert unpublished.status_code == 409 and "in its own way" in unpublished.text
+    assert client.get(public).status_code == 404
+    # An administrator chooses to publish results.
+    admin = make_user(db, u.org, Role.ADMIN)
+    staff_client = make_client(client.app, client.ledger, follow_redirects=False)
+    login(staff_client, admin.email)
+    settings_page = f"/o/{u.org.slug}/settings"
+    saved = staff_client.post(settings_page, data={
+        "csrf_token": csrf_from(staff_client, settings_page), "name": u.org.name,
+        "default_language": "en", "timezone": u.org.timezone, "dues_grace_months": "2",
+        "publish_results": "1",
+    })  # fmt: skip
+    assert saved.status_code == 303
+    member_view = client.get("/v/result")
+    assert member_view.status_code == 200 and "Ratified." in member_view.text
+    assert "5 of 7 votes cast" in member_view.text
+    anyone = make_client(client.app, client.ledger, follow_redirects=False)
+    shown = anyone.get(public)
+    assert shown.status_code == 200 and "Ratified." in shown.text and u.org.name in shown.text
+    assert anyone.get(f"/results/{u.org.slug}/{voter(db, vote, '1001').id}").status_code == 404
+    assert anyone.get(f"/results/no-such-org/{vote.id}").status_code == 404
+    # A vote counted but not yet certified is not public, even where results are published.
+    other = _voted_and_closed(db, u, settings)
+    assert anyone.get(f"/results/{u.org.slug}/{other.id}").status_code == 404
