@@ -206,3 +206,13 @@ def test_a_certified_result_is_published_to_members_and_the_public_only_if_chose
     # A vote counted but not yet certified is not public, even where results are published.
     other = _voted_and_closed(db, u, settings)
     assert anyone.get(f"/results/{u.org.slug}/{other.id}").status_code == 404
+
+
+def test_the_vote_page_links_to_the_result_once_closed(db: Session, client, settings) -> None:  # type: ignore[no-untyped-def]
+    u = make_union(db)
+    vote = open_vote(db, u, settings.secret_key, second_factor=SecondFactor.NONE)
+    page = f"/o/{u.org.slug}/votes/{vote.id}"
+    login(client, u.committee[0].email)
+    assert f"{page}/result" not in client.get(page).text  # open: no result, anywhere
+    _close(db, vote)
+    assert f'href="{page}/result"' in client.get(page).text
