@@ -216,3 +216,26 @@ def test_the_vote_page_links_to_the_result_once_closed(db: Session, client, sett
     assert f"{page}/result" not in client.get(page).text  # open: no result, anywhere
     _close(db, vote)
     assert f'href="{page}/result"' in client.get(page).text
+
+
+def test_a_certified_vote_is_read_only(db: Session, settings) -> None:  # type: ignore[no-untyped-def]
+    import pytest
+
+    from ratify.errors import Conflict
+    from ratify.votes import certify, results
+
+    u = make_union(db)
+    vote = _certified(db, u, settings)
+    assert vote.status == VoteStatus.CERTIFIED
+    with pytest.raises(Conflict):
+        paper.enter_batch(db, u.org, vote, actor=u.committee[0], group="RN", label="Late box",
+                          counts={"yes": "1", "no": "0"})  # fmt: skip
+    with pytest.raises(Conflict):
+        results.count(db, u.org, vote, actor=u.committee[0], secret_key=settings.secret_key)
+    with pytest.raises(Conflict):
+        certify.explain(db, u.org, vote, actor=u.committee[0], note="after the fact")
+    with pytest.raises(Conflict):
+        votes.extend(db, u.org, vote, actor=u.admin, closes_at=vote.closes_at, reason="x")
+    with pytest.raises(Conflict):
+        casting.reissue(db, u.org, vote, voter(db, vote, "1006"), actor=u.staff,
+                        secret_key=settings.secret_key)  # fmt: skip
