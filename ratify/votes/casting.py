@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Table, bindparam, delete, exists, func, insert, or_, select, update
+from sqlalchemy import Table, Update, bindparam, delete, exists, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from ratify.accounts.models import StaffUser
@@ -127,14 +127,14 @@ class Seat:
     vote_id: uuid.UUID
 
 
-def _table(model: type[Any]) -> Table:
+def table(model: type[Any]) -> Table:
     return typing.cast(Table, model.__table__)
 
 
 # The member's pages run one statement each to know who is asking; Core statements built
 # once, so each request pays neither the ORM's loading nor the statement's construction.
-_voters, _votes = _table(Voter), _table(Vote)
-_orgs, _members = _table(Organization), _table(Member)
+_voters, _votes = table(Voter), table(Vote)
+_orgs, _members = table(Organization), table(Member)
 _ACCESS = (
     select(
         _voters.c.id, _voters.c.vote_id, _voters.c.member_id, _voters.c.credential_issue,
@@ -198,7 +198,7 @@ class LinkReplaced(RatifyError):
     default_message = N_("Your voting link was replaced by a new one. Open the new link to vote.")
 
 
-_hits = _table(ThrottleHit)
+_hits = table(ThrottleHit)
 _FACTOR_STATE = select(
     _voters.c.factor_failures,
     _voters.c.factor_check,
@@ -295,27 +295,44 @@ def may_cast(access: VoterAccess) -> None:
         raise AlreadyVoted(CHALLENGED_ALREADY_VOTED if challenged else None)
 
 
-# The cast's first write: this voter, this credential issue, eligible, not yet voted, and
-# the vote open now; it returns the tally group the ballot and the receipt go in.
-_MARK_VOTED = (
-    update(_voters)
-    .where(
-        _voters.c.id == bindparam("b_voter"),
-        _voters.c.vote_id == bindparam("b_vote"),
-        _voters.c.credential_issue == bindparam("b_issue"),
-        _voters.c.status == VoterStatus.ELIGIBLE,
-        _voters.c.has_voted.is_(False),
-        exists().where(
-            _votes.c.id == _voters.c.vote_id,
-            _votes.c.status == VoteStatus.OPEN,
-            or_(_votes.c.closes_at.is_(None), _votes.c.closes_at > bindparam("b_now")),
-        ),
+def spending(status: VoterStatus) -> Update:
+    """The conditional update that spends a credential online, the first write of a cast
+    (and of a challenged voter's seal, for ``status`` challenged): this voter, this
+    credential issue, of ``status``, not yet voted, and the vote open now; it marks them
+    voted online, to the hour, and returns their tally group. Parameters: ``spent``."""
+    return (
+        update(_voters)
+        .where(
+            _voters.c.id == bindparam("b_voter"),
+            _voters.c.vote_id == bindparam("b_vote"),
+            _voters.c.credential_issue == bindparam("b_issue"),
+            _voters.c.status == status,
+            _voters.c.has_voted.is_(False),
+            exists().where(
+                _votes.c.id == _voters.c.vote_id,
+                _votes.c.status == VoteStatus.OPEN,
+                or_(_votes.c.closes_at.is_(None), _votes.c.closes_at > bindparam("b_now")),
+            ),
+        )
+        .values(has_voted=True, channel=Channel.ONLINE, voted_hour=bindparam("b_hour"))
+        .returning(_voters.c.tally_group)
     )
-    .values(has_voted=True, channel=Channel.ONLINE, voted_hour=bindparam("b_hour"))
-    .returning(_voters.c.tally_group)
-)
-_BALLOT = insert(_table(Ballot))
-_RECEIPT = insert(_table(Receipt))
+
+
+def spent(seat: Seat, now: datetime) -> dict[str, Any]:
+    """``spending``'s parameters for a seat, now."""
+    return {
+        "b_voter": seat.voter_id,
+        "b_vote": seat.vote_id,
+        "b_issue": seat.issue,
+        "b_now": now,
+        "b_hour": now.replace(minute=0, second=0, microsecond=0),
+    }
+
+
+_MARK_VOTED = spending(VoterStatus.ELIGIBLE)
+_BALLOT = insert(table(Ballot))
+_RECEIPT = insert(table(Receipt))
 
 
 def cast(db: Session, seat: Seat, choice: str) -> str:
@@ -329,16 +346,7 @@ def cast(db: Session, seat: Seat, choice: str) -> str:
         raise BadRequest(N_("Choose one of the options on the ballot."))
     now = utcnow()
     conn = db.connection()
-    group = conn.execute(
-        _MARK_VOTED,
-        {
-            "b_voter": seat.voter_id,
-            "b_vote": seat.vote_id,
-            "b_issue": seat.issue,
-            "b_now": now,
-            "b_hour": now.replace(minute=0, second=0, microsecond=0),
-        },
-    ).scalar()
+    group = conn.execute(_MARK_VOTED, spent(seat, now)).scalar()
     if group is None:
         _refuse(db, seat)
         raise AlreadyVoted()  # by another request with the same credential, just now

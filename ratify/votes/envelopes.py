@@ -37,17 +37,15 @@ import json
 import os
 import random
 import re
-import typing
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-from sqlalchemy import Table, bindparam, exists, func, insert, or_, select, update
+from sqlalchemy import exists, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from ratify.accounts.models import StaffUser
@@ -149,30 +147,9 @@ def open_payload(
 # -- sealing (the member's cast, for a challenged voter) ----------------------------------------
 
 
-def _table(model: type[Any]) -> Table:
-    return typing.cast(Table, model.__table__)
-
-
-_voters, _votes = _table(Voter), _table(Vote)
-# As the cast's first write (casting._MARK_VOTED), for a challenged voter.
-_MARK_SEALED = (
-    update(_voters)
-    .where(
-        _voters.c.id == bindparam("b_voter"),
-        _voters.c.vote_id == bindparam("b_vote"),
-        _voters.c.credential_issue == bindparam("b_issue"),
-        _voters.c.status == VoterStatus.CHALLENGED,
-        _voters.c.has_voted.is_(False),
-        exists().where(
-            _votes.c.id == _voters.c.vote_id,
-            _votes.c.status == VoteStatus.OPEN,
-            or_(_votes.c.closes_at.is_(None), _votes.c.closes_at > bindparam("b_now")),
-        ),
-    )
-    .values(has_voted=True, channel=Channel.ONLINE, voted_hour=bindparam("b_hour"))
-    .returning(_voters.c.id)
-)
-_ENVELOPE = insert(_table(Envelope))
+# As the cast's first write, for a challenged voter.
+_MARK_SEALED = casting.spending(VoterStatus.CHALLENGED)
+_ENVELOPE = insert(casting.table(Envelope))
 
 
 def seal(db: Session, secret_key: str, seat: casting.Seat, choice: str) -> str:
@@ -184,20 +161,7 @@ def seal(db: Session, secret_key: str, seat: casting.Seat, choice: str) -> str:
         _refuse(db, seat)
         raise BadRequest(N_("Choose one of the options on the ballot."))
     now = utcnow()
-    marked = (
-        db.connection()
-        .execute(
-            _MARK_SEALED,
-            {
-                "b_voter": seat.voter_id,
-                "b_vote": seat.vote_id,
-                "b_issue": seat.issue,
-                "b_now": now,
-                "b_hour": now.replace(minute=0, second=0, microsecond=0),
-            },
-        )
-        .scalar()
-    )
+    marked = db.connection().execute(_MARK_SEALED, casting.spent(seat, now)).scalar()
     if marked is None:
         _refuse(db, seat)
         raise casting.AlreadyVoted(casting.CHALLENGED_ALREADY_VOTED)
