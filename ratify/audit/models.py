@@ -33,6 +33,10 @@ class AuditEvent(UUIDPrimaryKey, Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
+    # How ``hash`` was computed (audit.services): 2 over keyed commitments of the personal
+    # values, so an export that shows only those can be checked; 1 (events written before
+    # migration 0015) over the raw values. The server default is for those older rows.
+    hash_version: Mapped[int] = mapped_column(default=2, server_default="1")
 
 
 class AuditHead(Base):
@@ -44,3 +48,9 @@ class AuditHead(Base):
     chain: Mapped[str] = mapped_column(String(50), primary_key=True)
     seq: Mapped[int] = mapped_column(default=0)
     hash: Mapped[str] = mapped_column(String(64))
+    # The key of this chain's commitments of personal values (64 hex digits, random): never
+    # shown or exported, so a pseudonym in an export cannot be tested against a guess.
+    pseudonym_key: Mapped[str] = mapped_column(String(64))
+    # The last event hashed at version 1 (0 for a chain begun at version 2): every version-2
+    # hash covers it, so an export cannot pass a changed event off as an older one.
+    v1_until: Mapped[int] = mapped_column(default=0, server_default="0")

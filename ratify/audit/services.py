@@ -2,13 +2,25 @@
 
 Events never hold a ballot choice or a credential (DESIGN.md §4 rule 5); they are written in
 the same transaction as the action they record, so a rolled-back action leaves no event.
+
+Each event's hash covers the previous one's. Since migration 0015 (``hash_version`` 2) it
+covers the event's *hashed fields* (``hashed_fields``): the event with every personal value
+(a staff actor's label, which is their email; the member; data under ``PERSONAL_KEYS``)
+replaced by a keyed commitment, HMAC-SHA256 under the chain's own random key. Those fields
+are what observers and the election record see, so anyone holding an export can recompute
+every hash without seeing a personal value, and nobody without the key can test a guess (a
+member number, an email) against a pseudonym. Events written before that (version 1) were
+hashed over the raw values: the app still checks them; an export can check only their links.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
+import secrets
 import uuid
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,7 +44,20 @@ def chain_for(organization_id: uuid.UUID | None) -> str:
     return f"org:{organization_id}" if organization_id else SYSTEM_CHAIN
 
 
-def _digest(event: AuditEvent) -> str:
+HASH_VERSION = 2
+# What a version-2 hash covers (``hashed_fields``), as the election record publishes it.
+HASHED_FIELDS = (
+    "hash_version", "v1_until", "chain", "seq", "prev", "at", "org", "actor", "actor_label",
+    "action", "object_type", "object_id", "member", "data",
+)  # fmt: skip
+
+
+def _canonical(value: object) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def _digest_v1(event: AuditEvent) -> str:
+    """Version 1, kept for the events written before 0015: over the raw values."""
     body = {
         "chain": event.chain,
         "seq": event.seq,
@@ -47,8 +72,54 @@ def _digest(event: AuditEvent) -> str:
         "member": str(event.member_id) if event.member_id else None,
         "data": event.data,
     }
-    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(canonical.encode()).hexdigest()
+    return hashlib.sha256(_canonical(body).encode()).hexdigest()
+
+
+def commitment(key: str, value: object) -> str:
+    """A keyed commitment of one personal value: HMAC-SHA256 under the chain's key (64 hex
+    digits). One value gives one commitment throughout a chain, so a reader can tell that two
+    events concern the same member without learning who."""
+    text = value if isinstance(value, str) else _canonical(value)
+    return hmac.new(bytes.fromhex(key), text.encode(), hashlib.sha256).hexdigest()
+
+
+def hashed_fields(event: AuditEvent, key: str, v1_until: int) -> dict[str, Any]:
+    """What a version-2 hash covers, and what an export shows of the event: its fields with
+    each personal value committed. A staff user's label is their email; "system", "cli" and
+    an API token's name are nobody's, and stay as they are."""
+    actor = str(event.actor_id) if event.actor_id else None
+    return {
+        "hash_version": HASH_VERSION,
+        "v1_until": v1_until,
+        "chain": event.chain,
+        "seq": event.seq,
+        "prev": event.prev_hash,
+        "at": event.created_at.isoformat(),
+        "org": str(event.organization_id) if event.organization_id else None,
+        "actor": actor,
+        "actor_label": commitment(key, event.actor_label) if actor else event.actor_label,
+        "action": event.action,
+        "object_type": event.object_type,
+        "object_id": event.object_id,
+        "member": commitment(key, str(event.member_id)) if event.member_id else None,
+        "data": {
+            k: commitment(key, v) if k in PERSONAL_KEYS and v is not None else v
+            for k, v in event.data.items()
+        },
+    }
+
+
+def digest_fields(fields: Mapping[str, Any]) -> str:
+    """The version-2 hash of an event's hashed fields (SHA-256 of their canonical JSON: keys
+    sorted, no spaces, UTF-8). ``ratify verify`` recomputes it from an election record."""
+    body = {name: fields[name] for name in HASHED_FIELDS}
+    return hashlib.sha256(_canonical(body).encode()).hexdigest()
+
+
+def _digest(event: AuditEvent, head: AuditHead) -> str:
+    if event.hash_version == 1:
+        return _digest_v1(event)
+    return digest_fields(hashed_fields(event, head.pseudonym_key, head.v1_until))
 
 
 def record(
@@ -69,13 +140,15 @@ def record(
     if leaked:
         raise ValueError(f"audit events may not hold {sorted(leaked)}")
     chain = chain_for(organization.id if organization else None)
-    insert_ignoring_conflicts(db, AuditHead, chain=chain, seq=0, hash=GENESIS)
+    insert_ignoring_conflicts(
+        db, AuditHead, chain=chain, seq=0, hash=GENESIS, pseudonym_key=secrets.token_hex(32)
+    )
     # Updating the head first takes its row lock: concurrent appends to a chain queue here.
-    seq, prev = db.execute(
+    seq, prev, key, v1_until = db.execute(
         update(AuditHead)
         .where(AuditHead.chain == chain)
         .values(seq=AuditHead.seq + 1)
-        .returning(AuditHead.seq, AuditHead.hash)
+        .returning(AuditHead.seq, AuditHead.hash, AuditHead.pseudonym_key, AuditHead.v1_until)
         .execution_options(synchronize_session=False)
     ).one()
     event = AuditEvent(
@@ -92,8 +165,9 @@ def record(
         data=data,
         created_at=utcnow().replace(microsecond=0),
         prev_hash=prev,
+        hash_version=HASH_VERSION,
     )
-    event.hash = _digest(event)
+    event.hash = digest_fields(hashed_fields(event, key, v1_until))
     db.add(event)
     db.execute(
         update(AuditHead)
@@ -117,6 +191,7 @@ class ChainCheck:
 def verify_chain(db: Session, organization_id: uuid.UUID | None) -> ChainCheck:
     """Recompute every link of one chain; report the first event that does not fit."""
     chain = chain_for(organization_id)
+    head = db.get(AuditHead, chain)
     prev = GENESIS
     count = 0
     stmt = select(AuditEvent).where(AuditEvent.chain == chain).order_by(AuditEvent.seq)
@@ -126,10 +201,11 @@ def verify_chain(db: Session, organization_id: uuid.UUID | None) -> ChainCheck:
             return ChainCheck(False, count, prev, event.seq, "an event is missing before this one")
         if event.prev_hash != prev:
             return ChainCheck(False, count, prev, event.seq, "the link to the previous event broke")
-        if _digest(event) != event.hash:
+        # Events up to the head's v1_until are version 1, every later one version 2.
+        expected = 1 if head is not None and event.seq <= head.v1_until else HASH_VERSION
+        if head is None or event.hash_version != expected or _digest(event, head) != event.hash:
             return ChainCheck(False, count, prev, event.seq, "this event was altered")
         prev = event.hash
-    head = db.get(AuditHead, chain)
     if head is not None and (head.seq != count or head.hash != prev):
         return ChainCheck(False, count, prev, count + 1, "events were removed from the end")
     return ChainCheck(True, count, prev)
@@ -151,7 +227,70 @@ class EventView:
 
 
 def pseudonym(secret_key: str, organization_id: uuid.UUID, value: str) -> str:
-    return "P-" + keyed_digest(secret_key, f"audit-pseudonym:{organization_id}", value)[:10]
+    """A version-1 event's pseudonym, as observers see it ("P-" and 10 hex digits)."""
+    return "P-" + v1_pseudonym(secret_key, organization_id, value)[:10]
+
+
+def v1_pseudonym(secret_key: str, organization_id: uuid.UUID, value: str) -> str:
+    """In full (64 hex digits), as an export shows a version-1 event's personal values."""
+    return keyed_digest(secret_key, f"audit-pseudonym:{organization_id}", value)
+
+
+def shown(fields: Mapping[str, Any]) -> dict[str, Any]:
+    """An exported event as the audit page shows it to observers: each commitment (or full
+    version-1 pseudonym) cut to "P-" and its first 10 hex digits."""
+
+    def cut(value: object) -> object:
+        return "P-" + value[:10] if isinstance(value, str) else value
+
+    data = {k: cut(v) if k in PERSONAL_KEYS else v for k, v in fields["data"].items()}
+    return {**fields, "member": cut(fields["member"]) if fields["member"] else None, "data": data}
+
+
+def exported_events(
+    db: Session, organization: Organization, *, secret_key: str
+) -> Iterator[dict[str, Any]]:
+    """The organization's whole chain, oldest first, as an election record holds it: each
+    version-2 event as its hashed fields (so its hash can be recomputed) with its hash;
+    each version-1 event with the same fields, its personal values pseudonymized (its hash,
+    over the raw values, can then be checked only by its links)."""
+    chain = chain_for(organization.id)
+    head = db.get(AuditHead, chain)
+    stmt = select(AuditEvent).where(AuditEvent.chain == chain).order_by(AuditEvent.seq)
+    for event in db.scalars(stmt).yield_per(1000):
+        yield {**_public_fields(event, head, secret_key), "hash": event.hash}
+
+
+def _public_fields(event: AuditEvent, head: AuditHead | None, secret_key: str) -> dict[str, Any]:
+    if event.hash_version == 1 or head is None:
+        return _v1_fields(event, secret_key)
+    return hashed_fields(event, head.pseudonym_key, head.v1_until)
+
+
+def _v1_fields(event: AuditEvent, secret_key: str) -> dict[str, Any]:
+    def hide(value: object) -> str:
+        assert event.organization_id is not None
+        return v1_pseudonym(secret_key, event.organization_id, str(value))
+
+    actor = str(event.actor_id) if event.actor_id else None
+    return {
+        "hash_version": 1,
+        "v1_until": None,
+        "chain": event.chain,
+        "seq": event.seq,
+        "prev": event.prev_hash,
+        "at": event.created_at.isoformat(),
+        "org": str(event.organization_id) if event.organization_id else None,
+        "actor": actor,
+        "actor_label": hide(event.actor_label) if actor else event.actor_label,
+        "action": event.action,
+        "object_type": event.object_type,
+        "object_id": event.object_id,
+        "member": hide(event.member_id) if event.member_id else None,
+        "data": {
+            k: hide(v) if k in PERSONAL_KEYS and v is not None else v for k, v in event.data.items()
+        },
+    }
 
 
 def list_events(
@@ -163,22 +302,22 @@ def list_events(
     before_seq: int | None = None,
     limit: int = 50,
 ) -> list[EventView]:
-    """Newest first; members and contact data pseudonymized for readers who must not see them."""
-    stmt = select(AuditEvent).where(AuditEvent.chain == chain_for(organization.id))
+    """Newest first; members and contact data pseudonymized for readers who must not see them
+    (as in an election record: "P-" and the first 10 hex digits of what the record holds)."""
+    chain = chain_for(organization.id)
+    stmt = select(AuditEvent).where(AuditEvent.chain == chain)
     if before_seq is not None:
         stmt = stmt.where(AuditEvent.seq < before_seq)
     stmt = stmt.order_by(AuditEvent.seq.desc()).limit(limit)
-
-    def hide(value: object) -> str:
-        return pseudonym(secret_key, organization.id, str(value))
+    head = db.get(AuditHead, chain) if pseudonymize else None
 
     views = []
     for event in db.scalars(stmt):
         data = dict(event.data)
         member = str(event.member_id) if event.member_id else None
         if pseudonymize:
-            data = {k: (hide(v) if k in PERSONAL_KEYS else v) for k, v in data.items()}
-            member = hide(member) if member else None
+            hidden = shown(_public_fields(event, head, secret_key))
+            data, member = hidden["data"], hidden["member"]
         views.append(
             EventView(
                 seq=event.seq,
