@@ -154,6 +154,8 @@ def test_a_vote_made_and_set_up_through_the_api_is_scheduled_and_its_voter_list_
         "denominator": 3,
         "quorum_percent": 40,
         "units": "aggregate",
+        "blank_counts": False,
+        "merge_small_groups": False,
     }
     assert datetime.fromisoformat(vote["opens_at"]) == datetime.fromisoformat(
         _set_up(u)["opens_at"]

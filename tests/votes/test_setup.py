@@ -111,7 +111,8 @@ def test_the_set_up_form_keeps_times_in_utc_entered_in_the_organizations_zone(
     assert [o.labels for o in vote.options] == [{"en": "Yes", "es": "Sí"}, {"en": "No", "es": "No"}]
     assert vote.eligibility is not None and vote.eligibility["membership"] == ["member"]
     assert vote.threshold == {"kind": "fraction", "numerator": 2, "denominator": 3,
-                              "quorum_percent": 30, "units": "every_unit"}  # fmt: skip
+                              "quorum_percent": 30, "units": "every_unit",
+                              "blank_counts": False, "merge_small_groups": False}  # fmt: skip
     assert {c.id for c in votes.committee_of(db, vote)} == {c.id for c in u.committee}
     # Shown again as it was typed, in the organization's zone.
     again = client.get(edit).text
