@@ -4,6 +4,7 @@ with the right figures."""
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 
 import pypdfium2
@@ -11,6 +12,7 @@ import pytest
 from playwright.sync_api import Page, expect
 from sqlalchemy.orm import Session, sessionmaker
 
+from ratify.orgs.models import Organization
 from ratify.settings import Settings
 from ratify.votes import casting
 from ratify.votes.models import SecondFactor, Vote
@@ -55,7 +57,7 @@ def voting(
 def _close_now(live_sessions: sessionmaker[Session], closed: Closed) -> None:
     vote_id = closed.result_page.split("/")[4]
     with live_sessions() as db, db.begin():
-        _close(db, db.get_one(Vote, __import__("uuid").UUID(vote_id)))
+        _close(db, db.get_one(Vote, uuid.UUID(vote_id)))
 
 
 def test_a_member_finds_their_receipt_after_the_close(
@@ -111,3 +113,13 @@ def test_two_committee_members_count_and_certify(
     document = pypdfium2.PdfDocument(pdf.body())
     text = "".join(document[i].get_textpage().get_text_range() for i in range(len(document)))
     assert "Ratified." in text and "2 of 2 votes cast" in text
+    # Published, the certified result is a public page, accessible too.
+    with live_sessions() as db, db.begin():
+        vote = db.get_one(Vote, uuid.UUID(voting.result_page.split("/")[4]))
+        org = db.get_one(Organization, vote.organization_id)
+        org.publish_results = True
+        public = f"/results/{org.slug}/{vote.id}"
+    page.context.clear_cookies()
+    page.goto(base_url + public)
+    expect(heading(page)).to_have_text("Result: 2027 contract")
+    accessible(page)
