@@ -60,7 +60,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import String, cast, func, select
 from sqlalchemy.orm import Session
 
 from ratify.errors import N_, Conflict
@@ -493,15 +493,26 @@ def digest_ballots(ballots: Iterable[tuple[str, str, str]]) -> str:
 
 def box_digest(db: Session, vote: Vote) -> str:
     """``digest_ballots`` of the vote's ballot box, read in id order (never insertion order:
-    rule 1), streamed rather than held whole."""
+    rule 1) and streamed, not held whole; the ids read as text, which is several times
+    faster than making a ``uuid.UUID`` of each (a million ballots in a few seconds)."""
     require_closed(vote)
-    rows = db.execute(
-        select(Ballot.id, Ballot.tally_group, Ballot.choice)
+    stmt = (
+        select(cast(Ballot.id, String), Ballot.tally_group, Ballot.choice)
         .where(Ballot.vote_id == vote.id)
         .order_by(Ballot.id)
-        .execution_options(yield_per=10_000)
+        .execution_options(yield_per=20_000)
     )
-    return digest_ballots((str(i), g, c) for i, g, c in rows)
+    db.flush()  # what the session holds is in the box too (a Core read does not autoflush)
+    rows = db.connection().execute(stmt)
+    return digest_ballots((_canonical(i), g, c) for i, g, c in rows)
+
+
+def _canonical(ballot_id: str) -> str:
+    """A UUID as ``str(uuid.UUID)`` writes it, from PostgreSQL's text or SQLite's 32 digits."""
+    if len(ballot_id) == 32:
+        h = ballot_id.lower()
+        return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+    return ballot_id.lower()
 
 
 @dataclass(frozen=True)
