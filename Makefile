@@ -71,5 +71,8 @@ bench-roster: $(VENV)/.installed-test
 bench-cast: $(VENV)/.installed-test
 	$(BIN)/python bench/cast_load.py --postgres "$(PG_URL)"
 
+bench-tally: $(VENV)/.installed-test
+	$(BIN)/python bench/tally.py --sqlite --postgres "$(PG_URL)"
+
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache
