@@ -23,7 +23,7 @@ from ratify.security import SESSION_SALT, Signer, password_hasher
 from ratify.settings import PROJECT_ROOT, Settings
 from ratify.votes import challenges as challenges_views
 from ratify.votes import oversight as oversight_views
-from ratify.votes import paper_views
+from ratify.votes import paper_views, record_views
 from ratify.votes import published as published_views
 from ratify.votes import results as results_views
 from ratify.votes import views as votes_views
@@ -63,6 +63,7 @@ def routes() -> list[BaseRoute]:
         *challenges_views.ROUTES,
         *paper_views.ROUTES,
         *results_views.ROUTES,
+        *record_views.ROUTES,
         *api_views.ROUTES,
         *api_votes.ROUTES,
         PublicMount("/static", app=StaticFiles(directory=STATIC_DIR), name="static"),
