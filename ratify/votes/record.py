@@ -17,7 +17,7 @@ import json
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, StrictBool, StrictInt, StrictStr
-from sqlalchemy import select
+from sqlalchemy import String, cast, select
 from sqlalchemy.orm import Session
 
 from ratify.accounts.models import StaffUser
@@ -41,7 +41,7 @@ FORMAT = "ratify-election-record"
 VERSION = 1
 COUNTED = (VoteStatus.TALLIED, VoteStatus.CERTIFIED)
 
-NOT_COUNTED = N_("The election record exists once the vote is counted.")
+NOT_COUNTED = N_("This vote has not been counted yet.")
 CERTIFIED_ONLY = N_("The result is shown here once it is certified.")
 
 
@@ -154,8 +154,8 @@ def export(db: Session, org: Organization, vote: Vote, secret_key: str) -> dict[
                 {"name": user.name, "signed_at": signature.signed_at.isoformat()}
                 for user, signature in certify.signers(db, vote)
             ],
-            "tallied_event": _event(db, vote, "vote.tallied"),
-            "certified_event": _event(db, vote, "vote.certified"),
+            "tallied_event": quoted_event(db, vote, "vote.tallied"),
+            "certified_event": quoted_event(db, vote, "vote.certified"),
         },
         "audit": {
             "chain": audit.chain_for(org.id),
@@ -168,14 +168,25 @@ def export(db: Session, org: Organization, vote: Vote, secret_key: str) -> dict[
 
 
 def _ballots(db: Session, vote: Vote) -> list[list[str]]:
-    """[id, group, choice] by id (a UUID's order is its hex digits' on both engines)."""
-    rows = db.execute(
-        select(Ballot.id, Ballot.tally_group, Ballot.choice)
+    """[id, group, choice] by id (a UUID's order is its hex digits' on both engines), the ids
+    read as text and written as ``str(uuid.UUID)`` writes them (as ``tally.box_digest``
+    reads them: several times faster than making a UUID of each)."""
+    stmt = (
+        select(cast(Ballot.id, String), Ballot.tally_group, Ballot.choice)
         .where(Ballot.vote_id == vote.id)
         .order_by(Ballot.id)
-        .execution_options(yield_per=10_000)
+        .execution_options(yield_per=20_000)
     )
-    return [[str(i), g, c] for i, g, c in rows]
+    db.flush()  # a Core read on the connection does not autoflush
+    return [[_uuid_text(i), g, c] for i, g, c in db.connection().execute(stmt)]
+
+
+def _uuid_text(value: str) -> str:
+    """PostgreSQL's text of a UUID, or SQLite's 32 hex digits, as ``str(uuid.UUID)``."""
+    if len(value) == 32:
+        h = value.lower()
+        return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+    return value.lower()
 
 
 def _receipts(db: Session, vote: Vote) -> list[list[str]]:
@@ -198,7 +209,9 @@ def _batches(db: Session, vote: Vote) -> list[dict[str, Any]]:
     return sorted(batches, key=lambda b: (b["group"], b["label"], json.dumps(b["counts"])))
 
 
-def _event(db: Session, vote: Vote, action: str) -> dict[str, Any] | None:
+def quoted_event(db: Session, vote: Vote, action: str) -> dict[str, Any] | None:
+    """The seq and hash of the vote's latest event with this action (as certificates quote
+    the audit log at certification)."""
     found = db.execute(
         select(AuditEvent.seq, AuditEvent.hash)
         .where(

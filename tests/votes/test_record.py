@@ -95,7 +95,7 @@ def test_a_certified_votes_record_holds_the_box_the_result_and_the_chain_and_no_
 def test_there_is_no_record_before_the_count(db: Session, settings) -> None:  # type: ignore[no-untyped-def]
     u = make_union(db)
     vote = _voted_and_closed(db, u, settings)
-    with pytest.raises(Conflict, match="once the vote is counted"):
+    with pytest.raises(Conflict, match="not been counted yet"):
         record.export(db, u.org, vote, settings.secret_key)
 
 
