@@ -505,3 +505,145 @@ class TurnoutOut(BaseModel):
     voted: int
     groups: list[GroupTurnoutOut]
     hourly: list[HourOut]
+
+
+# -- results, the certificate and the election record (after the count) -------------------------
+
+
+class OptionCountOut(BaseModel):
+    option: str
+    total: int
+    online: int | None = Field(description="Null where it would tell a small channel's choices.")
+    paper: int | None
+
+
+class TallyDecisionOut(BaseModel):
+    passed: bool
+    reason: str = Field(
+        description="passed, no_quorum, no_votes, tie, below_threshold (or unit_failed)."
+    )
+    option: str | None = Field(description="What was measured: yes, or a question's leader.")
+    votes_for: int
+    base: int = Field(description="The votes cast, as the rule counts them.")
+    needed: int = Field(description="The fewest votes_for that pass, given the base.")
+    tied: list[str]
+    quorum_met: bool | None
+    quorum_needed: int | None = Field(description="Ballots; null without a quorum rule.")
+
+
+class FiguresOut(BaseModel):
+    """One tally group's figures, or the aggregate's, or the merged small groups'."""
+
+    group: str
+    eligible: int
+    ballots: int = Field(description="All ballots cast, blank ones included.")
+    online_ballots: int
+    paper_ballots: int
+    blanks: int
+    turnout_percent: float
+    counts: list[OptionCountOut] = Field(description="Per option, in ballot order.")
+    small: bool = Field(description="Fewer than 5 ballots (DESIGN.md rule 6).")
+    small_channels: list[str]
+    decision: TallyDecisionOut
+    groups: list[str] = Field(description="The merged line's groups.")
+
+
+class AppliedThresholdOut(BaseModel):
+    kind: str
+    numerator: int
+    denominator: int
+    quorum_percent: int | None
+    units: str
+    blank_counts: bool
+    merge_small_groups: bool
+
+
+class ExplanationOut(BaseModel):
+    rule: str
+    numerator: int
+    denominator: int
+    comparison: str = Field(description="more_than (a majority) or at_least (a fraction).")
+    quorum_percent: int | None
+    blank_counts: bool
+    decided_by: str = Field(description="aggregate or every_unit.")
+    reason: str
+    failed_groups: list[str]
+    merged_groups: list[str]
+    small_groups: list[str]
+
+
+class StoredResultOut(BaseModel):
+    """The result as fixed at the count (votes.tally; docs/record.md)."""
+
+    version: int
+    kind: str
+    options: list[str]
+    tally_grouping: str
+    threshold: AppliedThresholdOut
+    passed: bool
+    outcome: str = Field(description="ratified or rejected; decided or no_winner.")
+    winner: str | None
+    explanation: ExplanationOut
+    aggregate: FiguresOut
+    groups: list[FiguresOut] = Field(description="Each unit's figures, for a per-unit vote.")
+    merged: FiguresOut | None
+
+
+class ReconciledGroupOut(BaseModel):
+    group: str
+    online_voters: int
+    online_ballots: int
+    receipts: int
+    paper_voters: int
+    paper_ballots: int
+
+
+class ReconciliationOut(BaseModel):
+    """Ballots against voters marked voted, per group and channel; receipts = online."""
+
+    groups: list[ReconciledGroupOut]
+    reissued: int = Field(description="Credentials reissued.")
+    links_shown: int = Field(description="Personal links shown to staff.")
+    mail_house_exports: int
+    matches: bool
+    note: str = Field(description="The committee's explanation of a mismatch.")
+
+
+class ResultOut(BaseModel):
+    """A counted vote's result: never before the close (409), to observers once certified."""
+
+    vote_id: uuid.UUID
+    status: str = Field(description="tallied or certified.")
+    tallied_at: datetime
+    certified_at: datetime | None
+    box_digest: str = Field(description="SHA-256 of the ballot box (docs/record.md).")
+    result: StoredResultOut
+    words: list[str] = Field(description="The outcome, the rule and why, in the asked language.")
+    reconciliation: ReconciliationOut
+
+
+class SignerOut(BaseModel):
+    name: str
+    signed_at: datetime
+
+
+class AuditEventRef(BaseModel):
+    seq: int
+    hash: str
+
+
+class CertificateOut(ResultOut):
+    """What the certificate states (certified votes only)."""
+
+    organization: str
+    title: str
+    question: dict[str, str]
+    opens_at: datetime | None
+    closes_at: datetime | None
+    eligibility: VoteRuleOut | None
+    voter_fingerprint: str | None = Field(description="SHA-256 of the voter list.")
+    audit_event: AuditEventRef | None = Field(
+        description="The audit log's vote.certified event: its position and hash."
+    )
+    signatures_required: int
+    signers: list[SignerOut]

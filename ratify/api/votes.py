@@ -1,6 +1,7 @@
 """Votes through the JSON API: the list, a new draft and changes to its set-up, one vote with
-its frozen voter list in counts, and turnout. Nothing here reads the ballot box (DESIGN.md §4
-rule 3).
+its frozen voter list in counts, and turnout; once counted, its result, its certificate and
+its election record. Nothing reads the ballot box before the count (DESIGN.md §4 rule 3): the
+result, certificate and record answer 409 until then.
 
 A draft is made and set up by the same services, with the same checks, as on the set-up
 pages: this module only turns JSON into their arguments (unit codes and committee emails into
@@ -17,13 +18,19 @@ from typing import Any
 from ratify.api import services as tokens
 from ratify.api.routing import ApiContext, Unprocessable, api_route
 from ratify.api.schemas import (
+    AuditEventRef,
+    CertificateOut,
     CommitteeMemberOut,
     FieldError,
     GroupTurnoutOut,
     HourOut,
     OptionIn,
     OptionOut,
+    ReconciliationOut,
+    ResultOut,
     SetupFields,
+    SignerOut,
+    StoredResultOut,
     ThresholdOut,
     TurnoutOut,
     VoteCreateIn,
@@ -35,10 +42,10 @@ from ratify.api.schemas import (
     VoteSetupIn,
 )
 from ratify.authz import Permission
-from ratify.errors import N_
+from ratify.errors import N_, Conflict
 from ratify.rosters import services as rosters
+from ratify.votes import certify, reconcile, record, results, turnout, voters
 from ratify.votes import services as votes
-from ratify.votes import turnout, voters
 from ratify.votes.models import Channel, Vote, VoteStatus
 
 API = "/api/v1/orgs/{slug}"
@@ -76,24 +83,28 @@ def vote_read(ctx: ApiContext) -> VoteDetailOut:
     return _detail(ctx, _vote(ctx))
 
 
-def _detail(ctx: ApiContext, vote: Vote) -> VoteDetailOut:
+def _rule(ctx: ApiContext, vote: Vote) -> VoteRuleOut | None:
     rule = vote.eligibility
+    if not rule or not vote.cutoff:
+        return None
+    return VoteRuleOut(
+        cutoff=vote.cutoff,
+        units=votes.unit_codes(ctx.db, ctx.org, rule["units"]),
+        membership=rule["membership"],
+        good_standing=rule["good_standing"],
+        employment=rule["employment"],
+        joined_days_before=rule.get("joined_days_before"),
+    )
+
+
+def _detail(ctx: ApiContext, vote: Vote) -> VoteDetailOut:
     threshold = votes.threshold_of(vote)
     emails = ctx.can(Permission.VOTE_SETUP)  # those who may set a vote up name its committee
     setup: dict[str, Any] = {
         "question": vote.question,
         "options": [OptionOut(key=o.key, labels=o.labels) for o in votes.worded_options(vote)],
         "allow_blank": vote.allow_blank,
-        "eligibility": VoteRuleOut(
-            cutoff=vote.cutoff,
-            units=votes.unit_codes(ctx.db, ctx.org, rule["units"]),
-            membership=rule["membership"],
-            good_standing=rule["good_standing"],
-            employment=rule["employment"],
-            joined_days_before=rule.get("joined_days_before"),
-        )
-        if rule and vote.cutoff
-        else None,
+        "eligibility": _rule(ctx, vote),
         "tally_grouping": vote.tally_grouping.value,
         "threshold": ThresholdOut(
             numerator=threshold.numerator,
@@ -334,6 +345,79 @@ def vote_turnout(ctx: ApiContext) -> TurnoutOut:
     )
 
 
+# -- after the count: result, certificate, record ---------------------------------------------
+
+
+def _counted(ctx: ApiContext) -> Vote:
+    """The vote, as the result page shows it: 409 before the close (rule 3), and 403 before
+    certification for a token without ``votes.results_after_close`` (the routes declare
+    ``votes.certified_results``); 409 while closed but not counted."""
+    vote = _vote(ctx)
+    record.require_readable(vote, results_after_close=ctx.can(Permission.RESULTS_AFTER_CLOSE))
+    record.require_counted(vote)
+    return vote
+
+
+def _result(ctx: ApiContext, vote: Vote) -> dict[str, Any]:
+    assert vote.result is not None and vote.tallied_at is not None
+    labels = results.option_labels(ctx.db, vote, ctx.language, ctx.gettext)
+    found = reconcile.reconcile(ctx.db, vote).as_dict()
+    return {
+        "vote_id": vote.id,
+        "status": vote.status.value,
+        "tallied_at": vote.tallied_at,
+        "certified_at": vote.certified_at,
+        "box_digest": vote.box_digest,
+        "result": StoredResultOut.model_validate(vote.result),
+        "words": results.in_words(vote.result, labels, ctx.gettext),
+        "reconciliation": ReconciliationOut.model_validate(
+            {**found, "note": vote.reconciliation_note}
+        ),
+    }
+
+
+def vote_result(ctx: ApiContext) -> ResultOut:
+    return ResultOut.model_validate(_result(ctx, _counted(ctx)))
+
+
+CERTIFIED_ONLY = N_("The certificate exists once the committee has certified the vote.")
+
+
+def vote_certificate(ctx: ApiContext) -> CertificateOut:
+    vote = _counted(ctx)
+    if vote.status != VoteStatus.CERTIFIED:
+        raise Conflict(CERTIFIED_ONLY)
+    event = record.quoted_event(ctx.db, vote, "vote.certified")
+    return CertificateOut.model_validate(
+        {
+            **_result(ctx, vote),
+            "organization": ctx.org.name,
+            "title": vote.title,
+            "question": vote.question,
+            "opens_at": vote.opens_at,
+            "closes_at": vote.closes_at,
+            "eligibility": _rule(ctx, vote),
+            "voter_fingerprint": vote.voter_fingerprint,
+            "audit_event": AuditEventRef.model_validate(event) if event else None,
+            "signatures_required": vote.signatures_required,
+            "signers": [
+                SignerOut(name=user.name, signed_at=signature.signed_at)
+                for user, signature in certify.signers(ctx.db, vote)
+            ],
+        }
+    )
+
+
+def vote_record(ctx: ApiContext) -> record.ElectionRecord:
+    """The election record (docs/record.md), as the result page's download; audited."""
+    vote = _counted(ctx)
+    record.record_download(
+        ctx.db, ctx.org, vote, actor=None, actor_label=tokens.actor_label(ctx.token), via="api"
+    )
+    exported = record.export(ctx.db, ctx.org, vote, ctx.app.settings.secret_key)
+    return record.ElectionRecord.model_validate(exported)
+
+
 ROUTES = [
     api_route(f"{API}/votes", votes_list, access=Permission.TURNOUT_READ, response=VoteList),
     api_route(f"{API}/votes", vote_create, access=Permission.VOTE_SETUP, methods=["POST"],
@@ -344,4 +428,10 @@ ROUTES = [
               methods=["PATCH"], body=VoteSetupIn, response=VoteDetailOut),
     api_route(f"{API}/votes/{{vote_id}}/turnout", vote_turnout, access=Permission.TURNOUT_READ,
               response=TurnoutOut),
+    api_route(f"{API}/votes/{{vote_id}}/result", vote_result,
+              access=Permission.CERTIFIED_RESULTS_READ, response=ResultOut),
+    api_route(f"{API}/votes/{{vote_id}}/certificate", vote_certificate,
+              access=Permission.CERTIFIED_RESULTS_READ, response=CertificateOut),
+    api_route(f"{API}/votes/{{vote_id}}/record", vote_record,
+              access=Permission.CERTIFIED_RESULTS_READ, response=record.ElectionRecord),
 ]  # fmt: skip

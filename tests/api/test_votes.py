@@ -356,3 +356,85 @@ def test_who_may_make_and_change_votes(db: Session, client) -> None:  # type: ig
 
 def test_ballot_languages_of_the_api_are_the_apps() -> None:
     assert get_args(Language) == LANGUAGES
+
+
+# -- after the count: result, certificate and election record ------------------------------------
+
+
+def test_result_certificate_and_record_once_counted_and_for_whom(
+    db: Session, client, settings
+) -> None:  # type: ignore[no-untyped-def]
+    from ratify.security import password_hasher
+    from ratify.votes import certify, results, verify
+    from tests.factories import PASSWORD
+    from tests.votes.test_results import _voted_and_closed
+
+    u = make_union(db)
+    committee = bearer(make_token(db, u.org, Role.COMMITTEE, client))
+    staff = bearer(make_token(db, u.org, Role.STAFF, client))
+    observer = bearer(make_token(db, u.org, Role.OBSERVER, client))
+    api = f"/api/v1/orgs/{u.org.slug}/votes"
+
+    still_open = open_vote(db, u, settings.secret_key, second_factor=SecondFactor.NONE)
+    for what in ("result", "certificate", "record"):
+        refused = client.get(f"{api}/{still_open.id}/{what}", headers=committee)
+        assert refused.status_code == 409, what  # rule 3, for everyone
+        assert refused.json()["message"] == "Nothing is counted before the vote closes."
+
+    vote = _voted_and_closed(db, u, settings)
+    closed = client.get(f"{api}/{vote.id}/result", headers=committee)
+    assert closed.status_code == 409 and "not been counted yet" in closed.json()["message"]
+    assert client.get(f"{api}/{vote.id}/result", headers=observer).status_code == 403
+
+    results.count(db, u.org, vote, actor=u.committee[0], secret_key=settings.secret_key)
+    db.flush()
+    answer = client.get(f"{api}/{vote.id}/result", headers=staff)
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["status"] == "tallied" and body["certified_at"] is None
+    assert body["words"][0] == "Ratified."
+    assert body["result"]["outcome"] == "ratified"
+    totals = {c["option"]: c["total"] for c in body["result"]["aggregate"]["counts"]}
+    assert totals == {"yes": 5, "no": 2}
+    assert body["reconciliation"]["matches"] is True
+    rn = next(g for g in body["reconciliation"]["groups"] if g["group"] == "RN")
+    assert (rn["online_ballots"], rn["receipts"], rn["paper_ballots"]) == (4, 4, 1)
+    not_yet = client.get(f"{api}/{vote.id}/certificate", headers=committee)
+    assert not_yet.status_code == 409 and "certified the vote" in not_yet.json()["message"]
+    for what in ("result", "certificate", "record"):  # observers: once certified
+        assert client.get(f"{api}/{vote.id}/{what}", headers=observer).status_code == 403, what
+
+    downloaded = client.get(f"{api}/{vote.id}/record", headers=committee)
+    assert downloaded.status_code == 200
+    report = verify.verify(downloaded.content)
+    assert report.ok, report.text()
+    event = db.scalars(
+        select(AuditEvent).where(AuditEvent.action == "vote.record_downloaded")
+    ).one()
+    assert event.actor_id is None and event.actor_label.startswith("api:")
+    assert event.data == {"via": "api"}
+
+    for member in u.committee:
+        certify.sign(
+            db, settings, password_hasher(settings), u.org, votes.get_vote(db, u.org, vote.id),
+            user=member, password=PASSWORD, client_address="10.0.0.1",
+        )  # fmt: skip
+    db.flush()
+    certified = db.scalars(select(AuditEvent).where(AuditEvent.action == "vote.certified")).one()
+    certificate = client.get(f"{api}/{vote.id}/certificate", headers=observer)
+    assert certificate.status_code == 200, certificate.text
+    facts = certificate.json()
+    assert facts["organization"] == u.org.name and facts["status"] == "certified"
+    assert facts["audit_event"] == {"seq": certified.seq, "hash": certified.hash}
+    assert facts["box_digest"] == db.get_one(Vote, vote.id).box_digest
+    assert facts["eligibility"]["units"] == ["RN", "TECH"]
+    assert sorted(s["name"] for s in facts["signers"]) == sorted(c.name for c in u.committee)
+    assert client.get(f"{api}/{vote.id}/result", headers=observer).status_code == 200
+    record = client.get(f"{api}/{vote.id}/record", headers=observer)
+    assert record.status_code == 200 and verify.verify(record.content).ok
+
+    # Another organization's token, another vote's id, and no token.
+    other = bearer(make_token(db, make_org(db), Role.COMMITTEE, client))
+    assert client.get(f"{api}/{vote.id}/result", headers=other).status_code == 404
+    assert client.get(f"{api}/{uuid.uuid4()}/certificate", headers=committee).status_code == 404
+    assert client.get(f"{api}/{vote.id}/record").status_code == 401
