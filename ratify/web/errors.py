@@ -6,6 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 import structlog
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
@@ -26,6 +28,7 @@ TITLES = {
     413: N_("Too large"),
     429: N_("Too many attempts"),
     500: N_("Something went wrong on our side"),
+    503: N_("Ratify cannot reach its database"),
 }
 MESSAGES = {
     403: N_("You do not have permission to do that."),
@@ -33,7 +36,11 @@ MESSAGES = {
     405: N_("This page cannot be used that way."),
     413: N_("What you sent is too large."),
     500: N_("The problem has been logged. Try again in a moment."),
+    503: N_(
+        "Ratify cannot reach its database just now, so nothing was saved. Try again in a minute."
+    ),
 }
+RETRY_AFTER_SECONDS = 30
 
 
 def _render(
@@ -84,6 +91,22 @@ async def http_error(request: Request, exc: Exception) -> Response:
     return response
 
 
+def database_unavailable(exc: BaseException) -> bool:
+    """The database is away, restarting, out of connections or too busy: worth trying again,
+    and nothing of the request was written (its transaction never committed)."""
+    return isinstance(exc, OperationalError | InterfaceError | PoolTimeout) or (
+        isinstance(exc, DBAPIError) and exc.connection_invalidated
+    )
+
+
 async def server_error(request: Request, exc: Exception) -> Response:
+    if database_unavailable(exc):
+        # No traceback (it says nothing new) and no statement (it may hold values): the
+        # driver's message, e.g. "connection refused" or "too many clients".
+        log.error("db.unavailable", error=type(exc).__name__, detail=str(exc.orig)[:200]
+                  if isinstance(exc, DBAPIError) else str(exc)[:200])  # fmt: skip
+        response = _render(request, 503, MESSAGES[503])
+        response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+        return response
     log.error("http.unhandled_error", exc_info=exc)
     return _render(request, 500, MESSAGES[500])

@@ -1,0 +1,50 @@
+"""While the database is away or out of connections, pages answer 503 with a clear page and
+the API a JSON 503, both with Retry-After; nothing is written, and nothing crashes."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+from sqlalchemy import create_engine
+from starlette.testclient import TestClient
+
+from ratify.app import create_app
+from ratify.db import make_sessionmaker
+from ratify.settings import Settings
+
+
+@pytest.fixture
+def away(base_settings: Settings) -> TestClient:
+    """An app whose database does not answer (nothing listens on port 1)."""
+    url = "postgresql+psycopg://postgres@127.0.0.1:1/ratify?connect_timeout=2"
+    engine = create_engine(url, pool_pre_ping=True)
+    app = create_app(replace(base_settings, database_url=url), sessions=make_sessionmaker(engine))
+    return TestClient(app, raise_server_exceptions=False)
+
+
+def test_pages_say_the_database_is_away_with_503(away: TestClient) -> None:
+    page = away.get("/v/" + "A" * 26)
+    assert page.status_code == 503 and page.headers["retry-after"] == "30"
+    assert "cannot reach its database" in page.text and "<html" in page.text
+
+
+def test_the_api_says_so_in_json(away: TestClient) -> None:
+    answer = away.get("/api/v1/orgs/x/votes", headers={"Authorization": "Bearer rat_x"})
+    assert answer.status_code == 503 and answer.headers["retry-after"] == "30"
+    assert "cannot reach its database" in answer.json()["message"]
+
+
+def test_a_pool_with_no_connection_free_answers_503(base_settings: Settings, engine) -> None:  # type: ignore[no-untyped-def]
+    """Every connection taken (a burst past the pool and PostgreSQL's own limit)."""
+    url = engine.url.render_as_string(hide_password=False)
+    tight = create_engine(url, pool_size=1, max_overflow=0, pool_timeout=0.2)
+    app = create_app(replace(base_settings, database_url=url), sessions=make_sessionmaker(tight))
+    held = tight.connect()
+    try:
+        with TestClient(app, raise_server_exceptions=False) as client:
+            page = client.get("/v/" + "A" * 26)
+        assert page.status_code == 503 and "cannot reach its database" in page.text
+    finally:
+        held.close()
+        tight.dispose()
