@@ -179,7 +179,14 @@ class Voter(UUIDPrimaryKey, Base):
     # One index per purpose, no more: each costs seconds when 300,000 voters are frozen.
     # Member numbers are unique in an organization (so this also keeps a member on a list
     # once); the list is read and paged in this order, and counted by vote through it.
-    __table_args__ = (UniqueConstraint("vote_id", "member_number"),)
+    # And the counts by status and group (the tally's eligible voters per unit, turnout,
+    # the list's summary) read this narrow index instead of every voter row: at 1,250,000
+    # voters, 80 ms instead of 200 (bench/tally.py --eligible-index); 9 MB, built in 0.6 s
+    # at that size, so a frozen list pays well under a second for it.
+    __table_args__ = (
+        UniqueConstraint("vote_id", "member_number"),
+        Index("ix_voters_vote_id_status_tally_group", "vote_id", "status", "tally_group"),
+    )
 
     vote_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("votes.id"))
     member_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("members.id"), index=True)
