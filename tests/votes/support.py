@@ -88,9 +88,9 @@ def make_union(db: Session, *, rn_members: int = 6, tech_members: int = 3) -> Un
 def fields_for(u: Union, vote: Vote, **changes: object) -> votes.VoteFields:
     """A complete, valid set-up: opens tomorrow for a week."""
     opens = datetime.now(UTC).replace(second=0, microsecond=0) + timedelta(days=1)
-    options = [{lang: o.labels[lang] for lang in vote.languages} for o in votes.worded_options(vote)] or [
-        {lang: f"Option {n}" for lang in vote.languages} for n in (1, 2, 3)
-    ]
+    options = [
+        {lang: o.labels[lang] for lang in vote.languages} for o in votes.worded_options(vote)
+    ] or [{lang: f"Option {n}" for lang in vote.languages} for n in (1, 2, 3)]
     fields = votes.VoteFields(
         title=vote.title,
         question={lang: f"Question in {lang}?" for lang in vote.languages},
