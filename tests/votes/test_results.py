@@ -239,3 +239,17 @@ def test_a_certified_vote_is_read_only(db: Session, settings) -> None:  # type: 
     with pytest.raises(Conflict):
         casting.reissue(db, u.org, vote, voter(db, vote, "1006"), actor=u.staff,
                         secret_key=settings.secret_key)  # fmt: skip
+
+
+def test_the_vote_page_states_the_blank_and_small_unit_rules(db: Session, client) -> None:  # type: ignore[no-untyped-def]
+    from tests.votes.support import ready_vote
+
+    u = make_union(db)
+    vote = ready_vote(
+        db, u, allow_blank=True,
+        threshold=votes.Threshold(blank_counts=True, merge_small_groups=True),
+    )  # fmt: skip
+    login(client, u.staff.email)
+    page = client.get(f"/o/{u.org.slug}/votes/{vote.id}").text
+    assert "a blank option, counted in the votes cast" in page
+    assert "units of fewer than 5 ballots counted in the total only" in page
