@@ -230,13 +230,20 @@ def dumps(record: dict[str, Any]) -> str:
     """The record as a file: readable, with one ballot, receipt or audit event a line (so a
     member can find their receipt, and two records compare line by line)."""
 
-    def compact(value: object) -> str:
-        return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    compact = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+    quoted = json.encoder.encode_basestring  # one JSON string, as the encoder writes it
+
+    def line(item: Any) -> str:
+        # A ballot or receipt (a million of them): its strings quoted one by one, which is
+        # several times faster than encoding each list.
+        if isinstance(item, list) and all(isinstance(v, str) for v in item):
+            return "[" + ",".join(map(quoted, item)) + "]"
+        return compact(item)
 
     def listed(items: list[Any], indent: str) -> str:
         if not items:
             return "[]"
-        return "[\n" + ",\n".join(indent + "  " + compact(i) for i in items) + "\n" + indent + "]"
+        return "[\n" + ",\n".join(indent + "  " + line(i) for i in items) + "\n" + indent + "]"
 
     parts = []
     for key, value in record.items():
