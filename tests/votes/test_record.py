@@ -167,3 +167,33 @@ def test_the_cli_exports_a_record_that_verifies(
     missing = runner.invoke(main, ["export-record", "--org", slug, str(uuid.uuid4())], env=env)
     assert missing.exit_code == 1 and "no vote" in missing.output
     assert "Traceback" not in missing.output
+
+
+def test_every_field_of_the_format_is_documented() -> None:
+    """docs/record.md names every key of every object of the format (datasette's way)."""
+    from typing import get_args
+
+    from pydantic import BaseModel
+
+    from ratify.settings import PROJECT_ROOT
+
+    text = (PROJECT_ROOT / "docs" / "record.md").read_text(encoding="utf-8")
+
+    def models(annotation: object) -> list[type[BaseModel]]:
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            return [annotation]
+        return [m for arg in get_args(annotation) for m in models(arg)]
+
+    seen: set[type[BaseModel]] = set()
+    queue = [record.ElectionRecord]
+    missing = []
+    while queue:
+        model = queue.pop()
+        if model in seen:
+            continue
+        seen.add(model)
+        for name, info in model.model_fields.items():
+            if f"`{name}`" not in text:
+                missing.append(f"{model.__name__}.{name}")
+            queue += models(info.annotation)
+    assert len(seen) > 10 and not missing, missing
