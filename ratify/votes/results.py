@@ -91,7 +91,11 @@ def count(db: Session, org: Organization, vote: Vote, *, actor: StaffUser, secre
         action="vote.tallied",
         object_type="vote",
         object_id=vote.id,
-        data={"outcome": result.outcome, "box_digest": digest},
+        data={
+            "outcome": result.outcome,
+            "box_digest": digest,
+            "receipts_digest": tally.receipts_digest(db, vote),
+        },
     )
 
 

@@ -70,6 +70,7 @@ from ratify.votes.models import (
     Envelope,
     EnvelopeStatus,
     PaperBatch,
+    Receipt,
     TallyGrouping,
     Vote,
     VoteKind,
@@ -489,6 +490,22 @@ def digest_ballots(ballots: Iterable[tuple[str, str, str]]) -> str:
     for ballot_id, group, choice in sorted(ballots):
         digest.update(f"{ballot_id}\t{group}\t{choice}\n".encode())
     return digest.hexdigest()
+
+
+def digest_receipts(receipts: Iterable[tuple[str, str]]) -> str:
+    """SHA-256 of the published receipts, quoted by the audit log's ``vote.tallied`` so that
+    ``ratify verify`` finds a receipt changed for another: over the receipts sorted by code,
+    one line each, ``code TAB tally_group LF`` in UTF-8. ``receipts`` are (code, group)."""
+    digest = hashlib.sha256()
+    for code, group in sorted(receipts):
+        digest.update(f"{code}\t{group}\n".encode())
+    return digest.hexdigest()
+
+
+def receipts_digest(db: Session, vote: Vote) -> str:
+    require_closed(vote)
+    rows = db.execute(select(Receipt.code, Receipt.tally_group).where(Receipt.vote_id == vote.id))
+    return digest_receipts((code, group) for code, group in rows)
 
 
 def box_digest(db: Session, vote: Vote) -> str:

@@ -307,6 +307,14 @@ def _receipts(rec: records.ElectionRecord) -> Check:
             or figures.paper_voters != figures.paper_ballots
         ):
             unexplained.append(group)
+    digest = tally.digest_receipts((code, group) for code, group in rec.receipts)
+    for event in _quoted(rec, "vote.tallied"):
+        said = event.data.get("receipts_digest")
+        if said is not None and said != digest:
+            problems.append(
+                f"the receipts' digest is {digest}, the audit log's vote.tallied (event "
+                f"{event.seq}) says {said}"
+            )
     matches = not unexplained
     if rec.reconciliation.matches != matches:
         problems.append(f"the reconciliation says matches={rec.reconciliation.matches}")

@@ -140,6 +140,18 @@ def test_a_changed_receipt_is_named(exported: dict[str, Any]) -> None:
     assert "receipts" in _failed(_check(dropped))
 
 
+def test_a_receipt_changed_for_a_fresh_code_fails_on_the_audit_logs_digest(
+    exported: dict[str, Any],
+) -> None:
+    """Codes are random: a new one for an old one keeps every count, but not the digest the
+    audit log's vote.tallied quotes."""
+    changed = copy.deepcopy(exported)
+    changed["receipts"][0][0] = "22222222ZZZZZZZZ"
+    failed = _failed(_check(changed))
+    assert set(failed) == {"receipts"}
+    assert any("the receipts' digest is" in d and "vote.tallied" in d for d in failed["receipts"])
+
+
 def test_a_changed_audit_event_fails_the_chain_at_that_event(exported: dict[str, Any]) -> None:
     changed = copy.deepcopy(exported)
     event = next(e for e in changed["audit"]["events"] if e["action"] == "vote.scheduled")
