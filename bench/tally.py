@@ -42,15 +42,16 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import Engine, Uuid, bindparam, create_engine, func, select, text, update
-from sqlalchemy.engine import make_url
+from sqlalchemy import Engine, Uuid, bindparam, func, select, text, update
 from sqlalchemy.orm import Session
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from cast_load import scratch_database
 
 from ratify.accounts.models import StaffUser
 from ratify.accounts.services import create_user
@@ -386,22 +387,6 @@ def run(engine: Engine, label: str, args: argparse.Namespace) -> dict[str, float
 def show(label: str, samples: list[float]) -> None:
     print(f"  {label:<40} median {statistics.median(samples) * 1000:7.1f} ms   "
           f"best {min(samples) * 1000:7.1f} ms")  # fmt: skip
-
-
-@contextmanager
-def scratch_database(postgres_url: str, name: str) -> Iterator[str]:
-    """A fresh database ``name`` on the server of ``postgres_url`` (dropped first if a former
-    run left it), yielding its URL; dropped when the block ends, however it ends."""
-    admin = create_engine(postgres_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(postgres_url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def main() -> None:
