@@ -94,6 +94,10 @@ class Vote(UUIDPrimaryKey, Base):
     # draft, and cannot be changed, meanwhile), and why the last such job refused, if it did.
     freeze_job_id: Mapped[uuid.UUID | None]
     freeze_error: Mapped[str] = mapped_column(String(300), default="", server_default="")
+    # Eligible voters per tally group, counted as the vote opens: once open, nobody becomes
+    # or stops being eligible (exclusions end at opening; a voter added later is challenged),
+    # so the tally reads them here rather than counting the whole list again.
+    eligible_counts: Mapped[dict[str, int] | None] = mapped_column(JSON)
     # A blank (abstain) option on the ballot; the threshold says whether blanks count.
     allow_blank: Mapped[bool] = mapped_column(default=False, server_default=false())
     # Fixed at tallying (votes.tally): per group and in aggregate, the outcome and the rule

@@ -874,6 +874,8 @@ def advance(db: Session, org: Organization, vote: Vote, now: datetime | None = N
         and _move(db, vote, VoteStatus.SCHEDULED, VoteStatus.OPEN, opened_at=now) == 1
     ):
         summary = voters.at_opening(db, vote)
+        vote.eligible_counts = voters.eligible_by_group(db, vote)
+        db.flush()
         audit.record(
             db,
             organization=org,

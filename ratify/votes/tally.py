@@ -446,12 +446,15 @@ def count_box(db: Session, vote: Vote) -> Box:
                 raise Conflict(FOREIGN_CHOICE)
             paper.setdefault(group, Counter())[key] += n
     eligible: Counter[str] = Counter()
-    for group, n in db.execute(
-        select(Voter.tally_group, func.count())
-        .where(Voter.vote_id == vote.id, Voter.status == VoterStatus.ELIGIBLE)
-        .group_by(Voter.tally_group)
-    ):
-        eligible[group] += int(n)
+    if vote.eligible_counts is not None:  # fixed at opening (``Vote.eligible_counts``)
+        eligible.update({group: int(n) for group, n in vote.eligible_counts.items()})
+    else:  # a vote opened before they were kept
+        for group, n in db.execute(
+            select(Voter.tally_group, func.count())
+            .where(Voter.vote_id == vote.id, Voter.status == VoterStatus.ELIGIBLE)
+            .group_by(Voter.tally_group)
+        ):
+            eligible[group] += int(n)
     for group, n in db.execute(
         select(Voter.tally_group, func.count())
         .join(Envelope, Envelope.voter_id == Voter.id)

@@ -449,6 +449,16 @@ def use_fallback_factor(
     return {"changed": changed, "still_missing": still}
 
 
+def eligible_by_group(db: Session, vote: Vote) -> dict[str, int]:
+    """Eligible voters per tally group (``Vote.eligible_counts`` fixes them at opening)."""
+    stmt = (
+        select(Voter.tally_group, func.count())
+        .where(Voter.vote_id == vote.id, Voter.status == VoterStatus.ELIGIBLE)
+        .group_by(Voter.tally_group)
+    )
+    return {group: int(n) for group, n in db.execute(stmt).all()}
+
+
 def at_opening(db: Session, vote: Vote) -> dict[str, Any]:
     """The list as it opens (for the audit log). Voters still lacking their factor's data
     answer none: they are counted here, and on the certificate."""

@@ -849,3 +849,31 @@ def test_an_aggregate_vote_is_counted_in_one_group(db: Session, settings) -> Non
     assert result.groups == () and result.tally_grouping == "aggregate"
     assert (result.aggregate.eligible, result.aggregate.ballots) == (9, 5)
     assert not result.aggregate.small and result.outcome == "ratified"
+
+
+def test_the_eligible_voters_per_group_are_fixed_as_the_vote_opens(db: Session, settings) -> None:  # type: ignore[no-untyped-def]
+    """Counted once at opening (nobody becomes or stops being eligible after), and what the
+    tally uses: a challenged voter added later does not change them."""
+    from sqlalchemy import update as sql_update
+
+    from ratify.votes import tally, voters
+    from ratify.votes.models import Vote, VoteStatus
+    from tests.votes.support import make_union
+    from tests.votes.test_casting import open_vote
+    from tests.votes.test_published import _close
+
+    u = make_union(db)
+    vote = open_vote(db, u, settings.secret_key)
+    assert vote.eligible_counts == voters.eligible_by_group(db, vote) == {"RN": 6, "TECH": 3}
+    voters.challenge(db, u.org, vote, actor=u.staff, member_number="9001", reason="new hire",
+                     group="TECH", secret_key=settings.secret_key)  # fmt: skip
+    _close(db, vote)
+    closed = db.get_one(Vote, vote.id)
+    assert closed.status == VoteStatus.CLOSED and closed.eligible_counts == {"RN": 6, "TECH": 3}
+    # The tally reads the fixed figures, not the list.
+    db.execute(
+        sql_update(Vote).where(Vote.id == vote.id).values(eligible_counts={"RN": 60, "TECH": 30})
+    )
+    db.expire_all()
+    box = tally.count_box(db, db.get_one(Vote, vote.id))
+    assert {g.group: g.eligible for g in box.groups} == {"RN": 60, "TECH": 30}
