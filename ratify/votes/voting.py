@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import select
 from starlette.responses import Response
 
 from ratify.accounts.views import client_address
@@ -27,7 +28,14 @@ from ratify.security import VOTER_SESSION_SALT, Signer
 from ratify.votes import casting, envelopes, sheets
 from ratify.votes import services as votes
 from ratify.votes.factors import FACTOR_LABELS
-from ratify.votes.models import SecondFactor, Vote, VoterStatus, VoteStatus
+from ratify.votes.models import (
+    Envelope,
+    EnvelopeStatus,
+    SecondFactor,
+    Vote,
+    VoterStatus,
+    VoteStatus,
+)
 from ratify.votes.views import agreement_pdf
 from ratify.web.i18n import LANGUAGE_NAMES
 from ratify.web.routing import Cookie, ViewContext, page
@@ -233,7 +241,10 @@ def voter_ballot(ctx: ViewContext) -> Response:
     access = _advanced(ctx, access)  # opens or closes it on time
     if access.has_voted:
         if access.status == VoterStatus.CHALLENGED:  # online or on paper: in an envelope
-            return _sealed_page(ctx, _shown(sheet, access), receipt=None)
+            envelope = ctx.db.execute(
+                select(Envelope.status, Envelope.reason).where(Envelope.voter_id == access.voter_id)
+            ).first()
+            return _sealed_page(ctx, _shown(sheet, access), receipt=None, decided=envelope)
         return _member_page(ctx, "votes/voting/voted.html", vote=_shown(sheet, access))
     try:
         casting.may_cast(access)
@@ -317,10 +328,24 @@ def _seal(ctx: ViewContext, seat: casting.Seat, sheet: sheets.Sheet, preferred: 
 
 
 def _sealed_page(
-    ctx: ViewContext, vote: sheets.Sheet | ShownVote, *, receipt: str | None
+    ctx: ViewContext,
+    vote: sheets.Sheet | ShownVote,
+    *,
+    receipt: str | None,
+    decided: Any = None,
 ) -> Response:
-    """A challenged voter's vote is sealed: its receipt is shown once, when it is sealed."""
-    return _member_page(ctx, "votes/voting/sealed.html", vote=vote, receipt=receipt)
+    """A challenged voter's vote is sealed: its receipt is shown once, when it is sealed; once
+    the committee has decided, the page says how (and, for a rejection, why)."""
+    status = decided[0] if decided is not None else None
+    return _member_page(
+        ctx,
+        "votes/voting/sealed.html",
+        vote=vote,
+        receipt=receipt,
+        accepted=status == EnvelopeStatus.ACCEPTED,
+        rejected=status == EnvelopeStatus.REJECTED,
+        reason=decided[1] if decided is not None else "",
+    )
 
 
 def voter_full_text(ctx: ViewContext) -> Response:

@@ -648,3 +648,30 @@ def test_many_seals_and_decisions_at_once_give_one_envelope_and_one_ballot(
         assert db.scalar(select(func.count()).select_from(Ballot)) == 0
         assert db.scalar(select(func.count()).select_from(Receipt)) == 0
         assert len(events(db, f"vote.challenge_{envelope.status.value}")) == 1
+
+
+@pytest.mark.parametrize("accept", [True, False])
+def test_the_challenged_voters_page_says_what_the_committee_decided(
+    db: Session, client, settings, accept: bool
+) -> None:  # type: ignore[no-untyped-def]
+    u = make_union(db)
+    vote = challenged_vote(db, u, settings.secret_key)
+    member = member_client(client)
+    link = link_of(settings.secret_key, voter(db, vote, "9001"))
+    seal_through_pages(member, link, "yes")
+    assert "decides your challenge" in member.get("/v/ballot").text  # not decided yet
+    vote = close(db, u, vote)
+    envelopes.decide(
+        db, u.org, vote, envelope_of(db, vote, "9001"), accept=accept,
+        reason="" if accept else "not employed in the unit on the cutoff date",
+        actor=u.committee[0], secret_key=settings.secret_key,
+    )  # fmt: skip
+    db.flush()
+    member.cookies.clear()
+    assert sign_in(member, link, "").status_code == 303
+    page = member.get("/v/ballot").text
+    if accept:
+        assert "accepted your place on the voter list" in page and "destroyed" not in page
+    else:
+        assert "did not accept your place on the voter list" in page
+        assert "not employed in the unit on the cutoff date" in page
