@@ -433,6 +433,17 @@ def votes_to_mix(db: Session) -> list[uuid.UUID]:
     )
 
 
+def unmixed(db: Session, vote_id: uuid.UUID) -> bool:
+    """Whether this vote holds ballots or receipts cast since its last mix (one probe each of
+    the (vote_id, mixed) indexes)."""
+    return any(
+        db.execute(
+            select(model.vote_id).where(model.vote_id == vote_id, model.mixed.is_(False)).limit(1)
+        ).first()
+        for model in (Ballot, Receipt)
+    )
+
+
 def reissue(
     db: Session,
     org: Organization,

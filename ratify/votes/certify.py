@@ -48,8 +48,12 @@ def on_committee(db: Session, vote: Vote, user: StaffUser) -> bool:
     return db.execute(stmt).first() is not None
 
 
-def blocked_by_reconciliation(db: Session, vote: Vote) -> bool:
-    return not reconcile.reconcile(db, vote).matches and not vote.reconciliation_note.strip()
+def blocked_by_reconciliation(
+    db: Session, vote: Vote, found: reconcile.Reconciliation | None = None
+) -> bool:
+    """Whether the reconciliation (``found``, or read now) differs with nothing to explain it."""
+    found = found or reconcile.reconcile(db, vote)
+    return not found.matches and not vote.reconciliation_note.strip()
 
 
 def explain(db: Session, org: Organization, vote: Vote, *, actor: StaffUser, note: str) -> None:

@@ -63,17 +63,17 @@ def receipts(db: Session, vote_id: uuid.UUID, prefix: str = "", after: str = "")
 
 
 def voter_receipts(ctx: ViewContext) -> Response:
-    access, sheet, language = voting._session(ctx)
-    vote = voting._shown(sheet, access)
+    access, sheet, language = voting.voter_session(ctx)
+    vote = voting.shown_vote(sheet, access)
     if access.vote_status not in PUBLISHED:
         refusal = Conflict(N_("The receipt codes are published when voting closes."))
-        return voting._problem(ctx, vote, access.timezone, refusal, language)
+        return voting.problem_page(ctx, vote, access.timezone, refusal, language)
     params = ctx.request.query_params
     typed = params.get("q", "")[:40]
     prefix = normalize(typed)
     after = normalize(params.get("after", ""))
     found = receipts(ctx.db, access.vote_id, prefix, after)
-    return voting._member_page(
+    return voting.member_page(
         ctx,
         "votes/voting/receipts.html",
         vote=vote,
@@ -98,7 +98,7 @@ def _result_context(ctx: ViewContext, vote: Vote) -> dict[str, Any]:
 def voter_result(ctx: ViewContext) -> Response:
     """A certified result, through the member's own link, where the organization publishes
     results."""
-    access, sheet, language = voting._session(ctx)
+    access, sheet, language = voting.voter_session(ctx)
     vote = ctx.db.get_one(Vote, access.vote_id)
     org = ctx.db.get_one(Organization, vote.organization_id)
     refusal = None
@@ -107,10 +107,10 @@ def voter_result(ctx: ViewContext) -> Response:
     elif not org.publish_results:
         refusal = Conflict(N_("The union shares this result with its members in its own way."))
     if refusal is not None:
-        return voting._problem(
-            ctx, voting._shown(sheet, access), access.timezone, refusal, language
+        return voting.problem_page(
+            ctx, voting.shown_vote(sheet, access), access.timezone, refusal, language
         )
-    return voting._member_page(
+    return voting.member_page(
         ctx, "votes/published_result.html", org_name=org.name, **_result_context(ctx, vote)
     )
 

@@ -69,7 +69,7 @@ def count(db: Session, org: Organization, vote: Vote, *, actor: StaffUser, secre
         message, params = waiting[0]
         raise Conflict(message, **params)
     opened = envelopes.open_accepted(db, vote, secret_key)
-    if opened or vote.id in casting.votes_to_mix(db):
+    if opened or casting.unmixed(db, vote.id):
         casting.mix(db, vote.id)  # and the close's last ballots, if the worker's mix is not done
     result = tally.tally(db, vote)
     digest = tally.box_digest(db, vote)
@@ -212,23 +212,25 @@ def _context(ctx: ViewContext, vote: Vote) -> dict[str, Any]:
     labels = option_labels(ctx.db, vote, ctx.language, ctx.gettext)
     result = vote.result
     user = ctx.user
+    found = reconcile.reconcile(ctx.db, vote)
+    signers = certify.signers(ctx.db, vote)
     return {
         "vote": vote,
         "result": result,
         "labels": labels,
         "words": in_words(result, labels, ctx.gettext) if result else [],
-        "reconciliation": reconcile.reconcile(ctx.db, vote),
+        "reconciliation": found,
         "blockers": [ctx.gettext(m, **p) for m, p in blockers(ctx.db, vote)],
-        "signers": certify.signers(ctx.db, vote),
+        "signers": signers,
         "may_sign": bool(
             user
             and vote.status == VoteStatus.TALLIED
             and ctx.can(Permission.CERTIFY)
             and certify.on_committee(ctx.db, vote, user)
-            and user.id not in {u.id for u, _ in certify.signers(ctx.db, vote)}
+            and user.id not in {u.id for u, _ in signers}
         ),
         "blocked": vote.status == VoteStatus.TALLIED
-        and certify.blocked_by_reconciliation(ctx.db, vote),
+        and certify.blocked_by_reconciliation(ctx.db, vote, found),
         "tz": ctx.org.timezone,
     }
 

@@ -66,7 +66,7 @@ class ShownVote:
     closes_at: datetime | None
 
 
-def _shown(sheet: sheets.Sheet, access: casting.VoterAccess) -> ShownVote:
+def shown_vote(sheet: sheets.Sheet, access: casting.VoterAccess) -> ShownVote:
     return ShownVote(
         sheet.vote_id,
         sheet.title,
@@ -87,7 +87,7 @@ def _language(ctx: ViewContext, languages: Sequence[str], preferred: str = "") -
     return languages[0]
 
 
-def _member_page(
+def member_page(
     ctx: ViewContext, template: str, status_code: int = 200, **context: Any
 ) -> Response:
     """A member's page: none of the staff navigation, in the ballot's language."""
@@ -101,11 +101,11 @@ def _credential(ctx: ViewContext) -> str:
     return str(ctx.request.path_params["credential"])
 
 
-def _problem(
+def problem_page(
     ctx: ViewContext, vote: ShownVote, timezone: str, error: RatifyError, language: str
 ) -> Response:
     ctx.language = language
-    return _member_page(
+    return member_page(
         ctx,
         "votes/voting/problem.html",
         error.status_code,
@@ -134,11 +134,11 @@ def voter_link(ctx: ViewContext, status_code: int = 200, problem: str | None = N
     sheet = sheets.sheet(ctx.db, access.vote_id)
     ctx.language = _language(ctx, sheet.languages, access.preferred_language)
     factor = access.factor
-    return _member_page(
+    return member_page(
         ctx,
         "votes/voting/link.html",
         status_code,
-        vote=_shown(sheet, access),
+        vote=shown_vote(sheet, access),
         org_name=access.org_name,
         factor=factor,
         factor_label=ctx.gettext(FACTOR_LABELS[factor]) if factor else "",
@@ -196,7 +196,7 @@ def _seat(ctx: ViewContext) -> tuple[casting.Seat, str]:
     return seat, str(data.get("l", ""))
 
 
-def _session(ctx: ViewContext) -> tuple[casting.VoterAccess, sheets.Sheet, str]:
+def voter_session(ctx: ViewContext) -> tuple[casting.VoterAccess, sheets.Sheet, str]:
     seat, preferred = _seat(ctx)
     access = casting.find_by_session(ctx.db, seat.voter_id, seat.issue)
     if access is None or access.vote_id != seat.vote_id:
@@ -213,7 +213,7 @@ def _ballot_context(
     ballot = sheet.ballot(language, access.closes_at)
     full_text = ctx.url("voter_full_text", language=language) if ballot.has_full_text else None
     return {
-        "vote": _shown(sheet, access),
+        "vote": shown_vote(sheet, access),
         "ballot": ballot,
         "full_text_url": full_text,
         "tz": access.timezone,
@@ -233,23 +233,23 @@ def _step(
     if access.status == VoterStatus.CHALLENGED:
         template = "votes/voting/challenged.html"
         context.setdefault("chosen", None)
-    return _member_page(ctx, template, status_code, **context)
+    return member_page(ctx, template, status_code, **context)
 
 
 def voter_ballot(ctx: ViewContext) -> Response:
-    access, sheet, language = _session(ctx)
+    access, sheet, language = voter_session(ctx)
     access = _advanced(ctx, access)  # opens or closes it on time
     if access.has_voted:
         if access.status == VoterStatus.CHALLENGED:  # online or on paper: in an envelope
             envelope = ctx.db.execute(
                 select(Envelope.status, Envelope.reason).where(Envelope.voter_id == access.voter_id)
             ).first()
-            return _sealed_page(ctx, _shown(sheet, access), receipt=None, decided=envelope)
-        return _member_page(ctx, "votes/voting/voted.html", vote=_shown(sheet, access))
+            return _sealed_page(ctx, shown_vote(sheet, access), receipt=None, decided=envelope)
+        return member_page(ctx, "votes/voting/voted.html", vote=shown_vote(sheet, access))
     try:
         casting.may_cast(access)
     except RatifyError as exc:
-        return _problem(ctx, _shown(sheet, access), access.timezone, exc, language)
+        return problem_page(ctx, shown_vote(sheet, access), access.timezone, exc, language)
     return _step(
         ctx,
         access,
@@ -261,11 +261,11 @@ def voter_ballot(ctx: ViewContext) -> Response:
 
 def voter_review(ctx: ViewContext) -> Response:
     """Step two: "You are voting YES. Submit your vote?" Nothing is written."""
-    access, sheet, language = _session(ctx)
+    access, sheet, language = voter_session(ctx)
     try:
         casting.may_cast(access)
     except RatifyError as exc:
-        return _problem(ctx, _shown(sheet, access), access.timezone, exc, language)
+        return problem_page(ctx, shown_vote(sheet, access), access.timezone, exc, language)
     context = _ballot_context(ctx, access, sheet, language)
     chosen = context["ballot"].option(ctx.field("choice"))
     if chosen is None:
@@ -297,12 +297,12 @@ def voter_cast(ctx: ViewContext) -> Response:
         # Every refusal comes before the first write, or after a conditional update that
         # matched nothing: a refused cast has written nothing.
         try:
-            access, sheet, language = _session(ctx)
+            access, sheet, language = voter_session(ctx)
         except SessionEnded:
             raise exc from None  # a replaced link: its own page says so
-        return _problem(ctx, _shown(sheet, access), access.timezone, exc, language)
+        return problem_page(ctx, shown_vote(sheet, access), access.timezone, exc, language)
     ctx.language = _language(ctx, sheet.languages, preferred)
-    return _member_page(
+    return member_page(
         ctx,
         "votes/voting/receipt.html",
         vote=sheet,
@@ -319,10 +319,10 @@ def _seal(ctx: ViewContext, seat: casting.Seat, sheet: sheets.Sheet, preferred: 
         )
     except RatifyError as exc:
         try:
-            access, sheet, language = _session(ctx)
+            access, sheet, language = voter_session(ctx)
         except SessionEnded:
             raise exc from None
-        return _problem(ctx, _shown(sheet, access), access.timezone, exc, language)
+        return problem_page(ctx, shown_vote(sheet, access), access.timezone, exc, language)
     ctx.language = _language(ctx, sheet.languages, preferred)
     return _sealed_page(ctx, sheet, receipt=casting.show_receipt(code))
 
@@ -337,7 +337,7 @@ def _sealed_page(
     """A challenged voter's vote is sealed: its receipt is shown once, when it is sealed; once
     the committee has decided, the page says how (and, for a rejection, why)."""
     status = decided[0] if decided is not None else None
-    return _member_page(
+    return member_page(
         ctx,
         "votes/voting/sealed.html",
         vote=vote,
@@ -349,7 +349,7 @@ def _sealed_page(
 
 
 def voter_full_text(ctx: ViewContext) -> Response:
-    _access, sheet, _language = _session(ctx)
+    _access, sheet, _language = voter_session(ctx)
     language = str(ctx.request.path_params["language"])
     if language not in sheet.languages:
         raise NotFound()

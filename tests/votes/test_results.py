@@ -56,6 +56,7 @@ def test_a_closed_vote_is_counted_recounted_certified_and_its_certificate_printe
     db.expire_all()
     vote = db.get_one(Vote, vote.id)
     assert vote.status == VoteStatus.TALLIED and vote.box_digest and vote.result
+    assert all(db.scalars(select(Ballot.mixed).where(Ballot.vote_id == vote.id)))  # final mix
     page = client.get(result).text
     assert "Ratified." in page
     assert "Yes, I accept the agreement had 5 of 7 votes cast: 4 were needed" in page
