@@ -22,8 +22,8 @@ from ratify.errors import NotFound
 from ratify.votes import services
 from ratify.votes.models import Vote, VoteKind, VoteStatus
 
-# Statuses after which a sheet never changes (part 2 adds tallied and certified).
-FIXED = frozenset({VoteStatus.OPEN, VoteStatus.CLOSED})
+# Statuses in which a sheet never changes again.
+FIXED = frozenset({VoteStatus.OPEN, VoteStatus.CLOSED, VoteStatus.TALLIED, VoteStatus.CERTIFIED})
 KEPT = 256  # sheets a process keeps, most recently used first out last
 
 

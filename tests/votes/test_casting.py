@@ -621,3 +621,18 @@ def test_receipt_codes_are_16_letters_of_the_receipt_alphabet_at_random() -> Non
     expected = len(codes) * casting.RECEIPT_LENGTH / len(casting.RECEIPT_ALPHABET)
     assert all(abs(n - expected) < 0.1 * expected for n in letters.values())  # 2000 each
     assert casting.show_receipt(codes[0]).count("-") == 3
+
+
+def test_a_counted_or_certified_votes_sheet_is_kept_too(db: Session, settings) -> None:  # type: ignore[no-untyped-def]
+    u = make_union(db)
+    made = {}
+    for status in (VoteStatus.TALLIED, VoteStatus.CERTIFIED):
+        vote = open_vote(db, u, settings.secret_key, second_factor=SecondFactor.NONE)
+        made[vote.id] = vote.title
+        db.execute(update(Vote).where(Vote.id == vote.id).values(status=status))
+    db.flush()
+    db.expunge_all()  # as a request starts: nothing of the votes loaded yet
+    for vote_id, title in made.items():
+        assert sheets.kept(vote_id) is None
+        assert sheets.sheet(db, vote_id).title == title
+        assert sheets.kept(vote_id) is not None
