@@ -4,6 +4,7 @@ version-1 hashes and still verify in the app."""
 
 from __future__ import annotations
 
+import re
 import uuid
 
 from sqlalchemy import Engine, Uuid, column, select, table, text, update
@@ -144,7 +145,7 @@ def test_events_from_before_the_migration_keep_verifying_and_new_ones_are_versio
         assert [e["hash_version"] for e in exported] == [1, 1, 2]
         newest = exported[2]
         assert newest["v1_until"] == 2 and audit.digest_fields(newest) == newest["hash"]
-        assert "1001" not in repr(exported) and str(member) not in repr(exported)
+        assert not re.search(r"\b1001\b", repr(exported)) and str(member) not in repr(exported)
         # Observers see an old event's pseudonyms as before the migration.
         shown = audit.list_events(db, org, pseudonymize=True, secret_key=base_settings.secret_key)
         old = next(e for e in shown if e.seq == 2)

@@ -280,7 +280,7 @@ def test_the_committee_reviews_the_list_paged_and_searchable(db: Session, client
     assert first.status_code == 200
     assert "64 found." in first.text and "Page 1 of 2" in first.text
     assert vote.voter_fingerprint is not None and vote.voter_fingerprint in first.text
-    assert "1001" in first.text and "2003" not in first.text
+    assert "1001" in first.text and not re.search(r"\b2003\b", first.text)
     second = client.get(base + "?page=2")
     assert "2003" in second.text and "Fee payer" in second.text
     assert "1 found." in client.get(base + "?q=2002").text
