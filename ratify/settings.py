@@ -167,6 +167,77 @@ class Settings:
             "it is under way; smaller lists are frozen at once.",
         ),
     )
+    smtp_host: str = field(
+        default="",
+        metadata=_doc(
+            "RATIFY_SMTP_HOST",
+            "Mail server for notices and password resets. Default: none in production "
+            "(email is not sent); in development, a local catcher that `ratify serve "
+            "--with-worker` starts, listed at `/dev/mail`.",
+        ),
+    )
+    smtp_port: int = field(
+        default=587,
+        metadata=_doc("RATIFY_SMTP_PORT", "Mail server port (587 submission, 465 TLS)."),
+    )
+    smtp_security: Literal["starttls", "tls", "none"] = field(
+        default="starttls",
+        metadata=_doc(
+            "RATIFY_SMTP_SECURITY",
+            "`starttls` (default), `tls` (implicit, usually port 465) or `none` (a relay on "
+            "the same host only).",
+        ),
+    )
+    smtp_username: str = field(
+        default="", metadata=_doc("RATIFY_SMTP_USERNAME", "Mail server login, if it asks.")
+    )
+    smtp_password: str = field(
+        default="",
+        repr=False,
+        metadata=_doc("RATIFY_SMTP_PASSWORD", "Mail server password (never logged)."),
+    )
+    mail_from: str = field(
+        default="Ratify <ratify@localhost>",
+        metadata=_doc(
+            "RATIFY_MAIL_FROM", "Sender of every email, e.g. `Local 42 Votes <votes@example.org>`."
+        ),
+    )
+    email_per_second: float = field(
+        default=50.0,
+        metadata=_doc(
+            "RATIFY_EMAIL_PER_SECOND",
+            "Most emails one `ratify worker` process sends per second (your mail provider's "
+            "limit divided by the number of workers).",
+        ),
+    )
+    sms_base_url: str = field(
+        default="",
+        metadata=_doc(
+            "RATIFY_SMS_BASE_URL",
+            "SMS gateway with Twilio's REST API shape, e.g. `https://api.twilio.com`. "
+            "Default: none (texts are not sent).",
+        ),
+    )
+    sms_account: str = field(
+        default="", metadata=_doc("RATIFY_SMS_ACCOUNT", "SMS gateway account id (Twilio SID).")
+    )
+    sms_token: str = field(
+        default="",
+        repr=False,
+        metadata=_doc(
+            "RATIFY_SMS_TOKEN",
+            "SMS gateway auth token: signs requests to it and checks its webhook signatures.",
+        ),
+    )
+    sms_from: str = field(
+        default="", metadata=_doc("RATIFY_SMS_FROM", "Sending number (E.164) or sender id.")
+    )
+    sms_per_second: float = field(
+        default=1.0,
+        metadata=_doc(
+            "RATIFY_SMS_PER_SECOND", "Most texts one `ratify worker` process sends per second."
+        ),
+    )
     worker_poll_seconds: float = field(
         default=1.0,
         metadata=_doc("RATIFY_WORKER_POLL_SECONDS", "How often an idle `ratify worker` looks."),
@@ -237,6 +308,12 @@ def validate(settings: Settings) -> Settings:
         )
     if settings.log_format not in ("json", "console"):
         raise ConfigurationError("RATIFY_LOG_FORMAT must be 'json' or 'console'.")
+    if settings.smtp_security not in ("starttls", "tls", "none"):
+        raise ConfigurationError("RATIFY_SMTP_SECURITY must be 'starttls', 'tls' or 'none'.")
+    if settings.email_per_second <= 0 or settings.sms_per_second <= 0:
+        raise ConfigurationError(
+            "RATIFY_EMAIL_PER_SECOND and RATIFY_SMS_PER_SECOND must be more than 0."
+        )
     if settings.import_check_processes < 1:
         raise ConfigurationError("RATIFY_IMPORT_CHECK_PROCESSES must be 1 or more.")
     if settings.freeze_in_request_members < 0:
