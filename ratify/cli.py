@@ -157,18 +157,24 @@ def app_factory() -> Any:
 def worker(once: bool, exit_with_parent: bool) -> None:
     """Run queued jobs and scheduled ticks. Start as many as you like, on any host."""
     from ratify.jobs import registry
-    from ratify.jobs.worker import Worker
+    from ratify.jobs.worker import Worker, new_worker_id
     from ratify.logs import configure_logging
 
     settings = _settings()
     configure_logging(settings)
     with _database(settings) as sessions:
+        worker_id = new_worker_id()
         runner = Worker(
-            sessions, handlers=registry.handlers(settings), ticks=registry.ticks(settings)
+            sessions,
+            handlers=registry.handlers(settings),
+            ticks=registry.ticks(settings),
+            pollers=registry.pollers(settings, sessions, worker_id),
+            worker_id=worker_id,
         )
         if once:
             runner.run_due_ticks()
             click.echo(f"ran {runner.drain()} job(s)")
+            runner.close()
             return
         stop = threading.Event()
         for signum in (signal.SIGTERM, signal.SIGINT):

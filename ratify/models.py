@@ -5,6 +5,7 @@ from ratify.api.models import ApiToken
 from ratify.audit.models import AuditEvent, AuditHead
 from ratify.db import Base
 from ratify.jobs.models import Job, ScheduledTick
+from ratify.notices.models import Campaign, Message, SmsOptOut
 from ratify.orgs.models import Organization
 from ratify.rosters.models import (
     BargainingUnit,
@@ -35,6 +36,7 @@ __all__ = [
     "Ballot",
     "BargainingUnit",
     "Base",
+    "Campaign",
     "ColumnMapping",
     "CommitteeMember",
     "DuesPayment",
@@ -42,12 +44,14 @@ __all__ = [
     "Job",
     "Member",
     "MemberStatusPeriod",
+    "Message",
     "Organization",
     "PasswordToken",
     "Receipt",
     "RosterImport",
     "RosterUpload",
     "ScheduledTick",
+    "SmsOptOut",
     "StaffRole",
     "StaffUser",
     "ThrottleHit",

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
@@ -117,20 +120,48 @@ def issue_password_token(
 ) -> str:
     """A one-time link token. Returned once to be shown or printed; only its digest is kept.
     Any earlier link of the account stops working: only the newest is live."""
-    void_open_tokens(db, user)
     token = new_token()
-    now = utcnow()
-    db.add(
-        PasswordToken(
-            user_id=user.id,
-            token_digest=token_digest(token),
-            purpose=purpose,
-            created_at=now,
-            expires_at=now + timedelta(seconds=max_age),
-        )
-    )
-    db.flush()
+    _add_password_token(db, user, purpose, max_age, uuid.uuid4(), token)
     return token
+
+
+def derived_token(secret_key: str, token_id: uuid.UUID) -> str:
+    """The secret of a one-time link sent by email: derived from its row's id when the
+    message is sent, so the outbox holds no secret (like a voter's link, DESIGN.md §4 rule 4)."""
+    mac = hmac.new(secret_key.encode(), b"ratify.password-token" + token_id.bytes, hashlib.sha256)
+    return base64.urlsafe_b64encode(mac.digest()).decode().rstrip("=")
+
+
+def issue_emailed_token(
+    db: Session, user: StaffUser, purpose: PasswordTokenPurpose, max_age: int, secret_key: str
+) -> PasswordToken:
+    token_id = uuid.uuid4()
+    return _add_password_token(
+        db, user, purpose, max_age, token_id, derived_token(secret_key, token_id)
+    )
+
+
+def _add_password_token(
+    db: Session,
+    user: StaffUser,
+    purpose: PasswordTokenPurpose,
+    max_age: int,
+    token_id: uuid.UUID,
+    token: str,
+) -> PasswordToken:
+    void_open_tokens(db, user)
+    now = utcnow()
+    row = PasswordToken(
+        id=token_id,
+        user_id=user.id,
+        token_digest=token_digest(token),
+        purpose=purpose,
+        created_at=now,
+        expires_at=now + timedelta(seconds=max_age),
+    )
+    db.add(row)
+    db.flush()
+    return row
 
 
 def find_password_token(db: Session, token: str) -> PasswordToken:

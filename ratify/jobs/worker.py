@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, Protocol
 
 import structlog
 from sqlalchemy import and_, or_, select, update
@@ -53,6 +53,19 @@ class Tick:
     run: Callable[[Session], None]
 
 
+class Poller(Protocol):
+    """Work with a queue of its own beside the jobs (the outbox of notices), drained in turn
+    with them: ``run_once`` does one batch and says whether there was any."""
+
+    def run_once(self) -> bool: ...
+
+    def close(self) -> None: ...
+
+
+def new_worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
 class Worker:
     def __init__(
         self,
@@ -60,13 +73,15 @@ class Worker:
         *,
         handlers: Mapping[str, Handler | LongTask],
         ticks: Sequence[Tick] = (),
+        pollers: Sequence[Poller] = (),
         worker_id: str | None = None,
         lease: timedelta = timedelta(minutes=5),
     ) -> None:
         self.sessions = sessions
         self.handlers = dict(handlers)
         self.ticks = list(ticks)
-        self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.pollers = list(pollers)
+        self.worker_id = worker_id or new_worker_id()
         self.lease = lease
 
     def claim(self) -> uuid.UUID | None:
@@ -203,12 +218,28 @@ class Worker:
             ran.append(tick.name)
         return ran
 
+    def run_pollers(self) -> bool:
+        busy = False
+        for poller in self.pollers:
+            try:
+                busy = poller.run_once() or busy
+            except Exception:
+                log.exception("worker.poller_error", poller=type(poller).__name__)
+        return busy
+
     def drain(self, limit: int | None = None) -> int:
-        """Run ready jobs until none is left (or ``limit`` ran). For tests and ``--once``."""
+        """Run ready jobs until none is left (or ``limit`` ran), then what the pollers hold.
+        For tests and ``--once``."""
         count = 0
         while (limit is None or count < limit) and self.run_once():
             count += 1
+        while limit is None and self.run_pollers():
+            pass
         return count
+
+    def close(self) -> None:
+        for poller in self.pollers:
+            poller.close()
 
     def run_forever(self, stop: threading.Event, poll_seconds: float) -> None:
         log.info("worker.started", worker_id=self.worker_id)
@@ -219,8 +250,10 @@ class Worker:
             except Exception:
                 log.exception("worker.loop_error")
                 busy = False
+            busy = self.run_pollers() or busy
             if not busy:
                 stop.wait(poll_seconds)
+        self.close()
         log.info("worker.stopped", worker_id=self.worker_id)
 
 

@@ -482,3 +482,10 @@ def reissue(
         object_id=vote.id,
         data={"member_number": voter.member_number, "issue": issue},
     )
+    # The member hears that the old link is dead, with the new one (issue 7), in this
+    # transaction: a reissue that rolls back sends nothing.
+    from ratify.notices import outbox
+    from ratify.notices.models import MessageKind
+
+    member = db.get_one(Member, voter.member_id)
+    outbox.enqueue_voter_notice(db, vote, voter, member, MessageKind.LINK_REISSUED, issue=issue)

@@ -28,6 +28,7 @@ def test_the_worker_ticks_purge_old_throttle_hits_and_links(
     worker = Worker(sessions, handlers=registry.handlers(settings), ticks=registry.ticks(settings))
     assert sorted(worker.run_due_ticks()) == [
         "db.optimize",
+        "notices.campaigns",
         "password_tokens.purge",
         "roster_uploads.purge",
         "throttle.purge",

@@ -1,0 +1,174 @@
+"""Email over SMTP: one message built with the standard library's ``email`` package (encoded
+headers for any name, a stable ``Message-ID``), sent over one connection a worker keeps open.
+
+The SMTP conversation is driven step by step (MAIL, RCPT, DATA) rather than through
+``sendmail`` so the server's answer to DATA, which names its queue id, can be kept as proof of
+sending, and so a refused recipient (a bounce) is told apart from a server in trouble.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import smtplib
+import ssl
+from dataclasses import dataclass
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.policy import SMTP, SMTPUTF8
+from email.utils import formatdate, parseaddr
+
+from ratify.settings import Settings
+
+
+class MailFailed(Exception):
+    """A send that did not happen. ``bounced``: the server refused this address for good;
+    ``permanent``: sending it again would fail the same way. ``reason`` is the server's
+    answer or the network error, never the message."""
+
+    def __init__(self, reason: str, *, permanent: bool = False, bounced: bool = False) -> None:
+        super().__init__(reason)
+        self.reason = reason[:500]
+        self.permanent = permanent or bounced
+        self.bounced = bounced
+
+
+@dataclass(frozen=True)
+class Email:
+    to_name: str
+    to_address: str
+    from_name: str  # shown as the sender's name, at RATIFY_MAIL_FROM's address
+    subject: str
+    text: str
+    html: str
+    language: str
+    message_id: str  # the same on every attempt, so a receiving system can spot a repeat
+
+
+def message_id(secret_key: str, domain: str, outbox_id: int) -> str:
+    """A stable, unguessable ``Message-ID`` for an outbox row."""
+    tag = hmac.new(secret_key.encode(), f"message-id:{outbox_id}".encode(), hashlib.sha256)
+    return f"<notice.{outbox_id}.{tag.hexdigest()[:16]}@{domain}>"
+
+
+def sender_address(settings: Settings) -> tuple[str, str]:
+    """(name, address) of RATIFY_MAIL_FROM."""
+    name, address = parseaddr(settings.mail_from)
+    return name, address or "ratify@localhost"
+
+
+def _address(name: str, address: str) -> Address:
+    local, _, domain = address.rpartition("@")
+    return Address(display_name=name, username=local, domain=domain)
+
+
+def build(email: Email, settings: Settings) -> EmailMessage:
+    _, from_address = sender_address(settings)
+    message = EmailMessage()
+    message["From"] = _address(email.from_name, from_address)
+    message["To"] = _address(email.to_name, email.to_address)
+    message["Subject"] = email.subject
+    message["Date"] = formatdate(usegmt=True)
+    message["Message-ID"] = email.message_id
+    # Out-of-office replies are not wanted (RFC 3834).
+    message["Auto-Submitted"] = "auto-generated"
+    message.set_content(email.text)
+    message.add_alternative(email.html, subtype="html")
+    # After the parts are made: making them moves Content-* headers into the first part.
+    message["Content-Language"] = email.language
+    return message
+
+
+class SmtpMailer:
+    """Sends over one SMTP connection, opened when first needed and again after it drops."""
+
+    def __init__(self, settings: Settings, *, timeout: float = 30.0) -> None:
+        self.settings = settings
+        self.timeout = timeout
+        self._smtp: smtplib.SMTP | None = None
+
+    def _connect(self) -> smtplib.SMTP:
+        s = self.settings
+        context = ssl.create_default_context()
+        smtp: smtplib.SMTP
+        if s.smtp_security == "tls":
+            smtp = smtplib.SMTP_SSL(s.smtp_host, s.smtp_port, timeout=self.timeout, context=context)
+        else:
+            smtp = smtplib.SMTP(s.smtp_host, s.smtp_port, timeout=self.timeout)
+        try:
+            smtp.ehlo()
+            if s.smtp_security == "starttls":
+                smtp.starttls(context=context)
+                smtp.ehlo()
+            if s.smtp_username:
+                smtp.login(s.smtp_username, s.smtp_password)
+        except BaseException:
+            smtp.close()
+            raise
+        return smtp
+
+    def send(self, email: Email) -> str:
+        """Send one message; the server's queue id (or its whole answer to DATA)."""
+        message = build(email, self.settings)
+        _, from_address = sender_address(self.settings)
+        international = not (email.to_address.isascii() and from_address.isascii())
+        data = message.as_bytes(policy=SMTPUTF8 if international else SMTP)
+        try:
+            if self._smtp is None:
+                self._smtp = self._connect()
+            return self._converse(self._smtp, from_address, email.to_address, data, international)
+        except MailFailed:
+            self._reset()
+            raise
+        except smtplib.SMTPAuthenticationError as exc:
+            self.close()
+            raise MailFailed(f"the mail server refused the login: {exc.smtp_code}") from None
+        except (smtplib.SMTPException, OSError) as exc:
+            self.close()  # a dropped or confused connection: a fresh one next time
+            raise MailFailed(f"mail server unreachable or unwell: {type(exc).__name__}") from None
+
+    @staticmethod
+    def _converse(
+        smtp: smtplib.SMTP, sender: str, recipient: str, data: bytes, international: bool
+    ) -> str:
+        smtp.ehlo_or_helo_if_needed()
+        options = ["SMTPUTF8", "BODY=8BITMIME"] if international else []
+        if international and not smtp.has_extn("smtputf8"):
+            raise MailFailed("the mail server cannot take a non-ASCII address", permanent=True)
+        code, answer = smtp.mail(sender, options)
+        _check(code, answer, "MAIL")
+        code, answer = smtp.rcpt(recipient)
+        if code >= 500:
+            raise MailFailed(f"RCPT refused: {code} {_text(answer)}", bounced=True)
+        _check(code, answer, "RCPT")
+        code, answer = smtp.data(data)
+        _check(code, answer, "DATA")
+        return _text(answer)[:200] or str(code)
+
+    def _reset(self) -> None:
+        """After a refused message the connection may be mid-transaction: RSET it."""
+        if self._smtp is None:
+            return
+        try:
+            self._smtp.rset()
+        except (smtplib.SMTPException, OSError):
+            self.close()
+
+    def close(self) -> None:
+        if self._smtp is None:
+            return
+        smtp, self._smtp = self._smtp, None
+        try:
+            smtp.quit()
+        except (smtplib.SMTPException, OSError):
+            smtp.close()
+
+
+def _text(answer: bytes) -> str:
+    return answer.decode("utf-8", "replace").replace("\n", " ").strip()
+
+
+def _check(code: int, answer: bytes, step: str) -> None:
+    if 200 <= code < 400:
+        return
+    raise MailFailed(f"{step} refused: {code} {_text(answer)}", permanent=code >= 500)
