@@ -17,6 +17,9 @@ from ratify.audit import views as audit_views
 from ratify.authz import PUBLIC, RouteAccess
 from ratify.db import create_db_engine, make_sessionmaker
 from ratify.errors import RatifyError
+from ratify.notices import devmail
+from ratify.notices import views as notices_views
+from ratify.notices import webhooks as notices_webhooks
 from ratify.orgs import views as orgs_views
 from ratify.rosters import views as rosters_views
 from ratify.security import SESSION_SALT, Signer, password_hasher
@@ -64,6 +67,9 @@ def routes() -> list[BaseRoute]:
         *paper_views.ROUTES,
         *results_views.ROUTES,
         *record_views.ROUTES,
+        *notices_views.ROUTES,
+        *notices_webhooks.ROUTES,
+        *devmail.ROUTES,
         *api_views.ROUTES,
         *api_votes.ROUTES,
         PublicMount("/static", app=StaticFiles(directory=STATIC_DIR), name="static"),

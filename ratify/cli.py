@@ -122,8 +122,19 @@ def serve(
 
     configure_logging(settings)
     worker: subprocess.Popen[bytes] | None = None
+    catcher: Any = None
     if with_worker:
-        worker = subprocess.Popen([sys.executable, "-m", "ratify", "worker", "--exit-with-parent"])
+        environment = dict(os.environ)
+        if not settings.smtp_host and not settings.production:
+            # Development: mail goes to a local catcher, listed at /dev/mail (notices.devmail).
+            from ratify.notices import devmail
+
+            catcher, smtp = devmail.start_catcher(settings)
+            environment.update(smtp)
+            click.echo(f"Mail is caught, not sent: read it at http://{host}:{port}/dev/mail")
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "ratify", "worker", "--exit-with-parent"], env=environment
+        )
     try:
         uvicorn.run(
             "ratify.cli:app_factory",
@@ -140,6 +151,8 @@ def serve(
         if worker is not None:
             worker.terminate()
             worker.wait(timeout=10)
+        if catcher is not None:
+            catcher.stop()
 
 
 def app_factory() -> Any:

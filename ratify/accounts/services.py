@@ -497,3 +497,52 @@ def issue_reset_link(db: Session, user: StaffUser, max_age: int) -> str:
 def set_language(db: Session, user: StaffUser, language: str) -> None:
     user.language = language
     db.flush()
+
+
+RESET_REQUESTS_PER_ACCOUNT = 3  # emailed reset links per account within the login window
+
+
+def request_reset_by_email(
+    db: Session, settings: Settings, *, email: str, client_address: str
+) -> bool:
+    """A one-time reset link by email, when an account has this address: True when one was
+    queued. Throttled per account and per client address (each request counts, found or not),
+    and answered the same either way, so the form tells nobody which addresses have accounts.
+    The link's secret is derived when the message is sent (``derived_token``)."""
+    from ratify.notices import outbox
+
+    account_key = throttle.throttle_key(
+        settings.secret_key, "reset-account", normalize_email(email)
+    )
+    address_key = throttle.throttle_key(settings.secret_key, "reset-address", client_address)
+    window = timedelta(seconds=settings.login_throttle_window)
+    throttle.serialize(db, account_key, address_key)
+    if (
+        throttle.count_hits(db, account_key, window) >= RESET_REQUESTS_PER_ACCOUNT
+        or throttle.count_hits(db, address_key, window) >= settings.login_max_failures_per_address
+    ):
+        raise TooManyRequests(
+            N_("Too many requests. Try again in %(minutes)s min."),
+            minutes=max(1, settings.login_throttle_window // 60),
+        )
+    throttle.add_hit(db, account_key)
+    throttle.add_hit(db, address_key)
+    user = get_user_by_email(db, email)
+    if user is None:
+        return False
+    token = issue_emailed_token(
+        db, user, PasswordTokenPurpose.RESET, settings.password_token_max_age, settings.secret_key
+    )
+    outbox.enqueue_password_reset(db, user, token)
+    for org in organizations_of(db, user):
+        audit.record(
+            db,
+            organization=org,
+            actor=None,
+            actor_label="password reset form",
+            action="staff.password_reset_emailed",
+            object_type="staff_user",
+            object_id=user.id,
+            data={"email": user.email},
+        )
+    return True

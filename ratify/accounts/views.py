@@ -45,6 +45,36 @@ def login(ctx: ViewContext) -> Response:
     return ctx.redirect(safe_next(next_url, after_login(ctx)))
 
 
+def password_reset_form(ctx: ViewContext) -> Response:
+    return ctx.render("accounts/password_reset.html", sent=False)
+
+
+def password_reset(ctx: ViewContext) -> Response:
+    """The same answer whether or not an account has the address (nobody learns which do)."""
+    email = ctx.field("email").strip()
+    if (problem := accounts.check_email(email)) is not None:
+        return ctx.render(
+            "accounts/password_reset.html",
+            status_code=400,
+            sent=False,
+            errors={"email": ctx.gettext(problem)},
+            values={"email": email},
+        )
+    try:
+        accounts.request_reset_by_email(
+            ctx.db, ctx.app.settings, email=email, client_address=client_address(ctx)
+        )
+    except TooManyRequests as exc:
+        return ctx.render(
+            "accounts/password_reset.html",
+            status_code=exc.status_code,
+            sent=False,
+            problem=ctx.gettext(exc.message, **exc.params),
+            values={"email": email},
+        )
+    return ctx.render("accounts/password_reset.html", sent=True)
+
+
 def after_login(ctx: ViewContext) -> str:
     assert ctx.user is not None
     orgs = accounts.organizations_of(ctx.db, ctx.user)
@@ -232,6 +262,8 @@ ROUTES = [
     page("/login", login_form, access=PUBLIC),
     page("/login", login, access=PUBLIC, methods=["POST"]),
     page("/logout", logout, access=SIGNED_IN, methods=["POST"]),
+    page("/password-reset", password_reset_form, access=PUBLIC),
+    page("/password-reset", password_reset, access=PUBLIC, methods=["POST"]),
     page("/set-password/{token}", set_password_form, access=PUBLIC),
     page("/set-password/{token}", set_password, access=PUBLIC, methods=["POST"]),
     page("/account", account, access=SIGNED_IN),

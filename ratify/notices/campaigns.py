@@ -90,12 +90,18 @@ def default_texts(kind: MessageKind, languages: list[str]) -> dict[str, dict[str
     }
 
 
-def _check_kind(vote: Vote, kind: MessageKind) -> None:
+def _check_kind(db: Session, vote: Vote, kind: MessageKind) -> None:
     if kind not in CAMPAIGN_KINDS:
         raise BadRequest(N_("Choose an announcement, a reminder or a result notice."))
     if kind == MessageKind.RESULT:
         if vote.status != VoteStatus.CERTIFIED:
             raise Conflict(N_("A result notice can go out once the result is certified."))
+        if not db.get_one(Organization, vote.organization_id).publish_results:
+            # The notice sends members to the result through their links (votes.published).
+            raise Conflict(
+                N_("Members can read the result through their links only where the "
+                   "organization publishes certified results: tick that in its settings first.")
+            )  # fmt: skip
     elif vote.status not in (VoteStatus.SCHEDULED, VoteStatus.OPEN):
         raise Conflict(
             N_("Announcements and reminders go out while the vote is scheduled or open.")
@@ -131,7 +137,7 @@ def check_form(vote: Vote, form: CampaignForm) -> dict[str, str]:
 def create(
     db: Session, org: Organization, vote: Vote, form: CampaignForm, *, actor: StaffUser
 ) -> Campaign:
-    _check_kind(vote, form.kind)
+    _check_kind(db, vote, form.kind)
     if errors := check_form(vote, form):
         raise CampaignInvalid(errors)
     now = utcnow()
@@ -330,10 +336,10 @@ def queue(db: Session, campaign: Campaign, vote: Vote) -> int:
 # -- when it goes ------------------------------------------------------------------------------
 
 
-def _startable(campaign: Campaign, vote: Vote) -> None:
+def _startable(db: Session, campaign: Campaign, vote: Vote) -> None:
     if campaign.status not in (CampaignStatus.DRAFT, CampaignStatus.SCHEDULED):
         raise Conflict(N_("This notice has been queued already."))
-    _check_kind(vote, campaign.kind)
+    _check_kind(db, vote, campaign.kind)
 
 
 def _start(db: Session, campaign: Campaign, vote: Vote) -> None:
@@ -359,7 +365,7 @@ def _queue_now(db: Session, campaign: Campaign, vote: Vote) -> None:
 def send_now(
     db: Session, org: Organization, vote: Vote, campaign: Campaign, *, actor: StaffUser
 ) -> None:
-    _startable(campaign, vote)
+    _startable(db, campaign, vote)
     campaign.send_at = utcnow()
     _start(db, campaign, vote)
     audit.record(
@@ -377,7 +383,7 @@ def schedule(
     db: Session, org: Organization, vote: Vote, campaign: Campaign, send_at: datetime,
     *, actor: StaffUser,
 ) -> None:  # fmt: skip
-    _startable(campaign, vote)
+    _startable(db, campaign, vote)
     if send_at <= utcnow():
         raise BadRequest(N_("Choose a time in the future, or send it now."))
     closes = vote.closes_at
@@ -425,7 +431,7 @@ def start_due(db: Session) -> int:
     for campaign in due:
         vote = db.get_one(Vote, campaign.vote_id)
         try:
-            _check_kind(vote, campaign.kind)
+            _check_kind(db, vote, campaign.kind)
         except (Conflict, BadRequest):
             campaign.status = CampaignStatus.CANCELLED
             continue

@@ -28,7 +28,7 @@ from ratify.notices.models import (
 )
 from ratify.settings import Settings
 from ratify.votes import casting
-from ratify.votes.models import Vote
+from ratify.votes.models import Vote, VoteStatus
 from tests.conftest import SecretLedger
 from tests.notices.support import (
     SmtpSink,
@@ -486,3 +486,34 @@ def test_two_workers_never_send_the_same_message_twice(
         statuses_ = set(db.scalars(select(Message.status)).all())
     assert statuses_ == {MessageStatus.SENT}
     assert by_worker == {"w0", "w1"}  # both took part
+
+
+def test_a_result_notice_waits_for_certification_and_published_results(
+    db: Session, sessions: sessionmaker[Session], settings: Settings, smtp_sink: SmtpSink
+) -> None:
+    settings = mail_settings(settings, smtp_sink)
+    u, vote = open_vote_with_contacts(db, settings.secret_key)
+    result_form = form(MessageKind.RESULT, reach=Reach.EMAIL, tally_group="TECH")
+    with pytest.raises(campaigns.Conflict):
+        campaigns.create(db, u.org, vote, result_form, actor=u.staff)  # still open
+    vote.status = VoteStatus.CERTIFIED
+    db.flush()
+    with pytest.raises(campaigns.Conflict):
+        campaigns.create(db, u.org, vote, result_form, actor=u.staff)  # results not published
+    u.org.publish_results = True
+    db.flush()
+    # An announcement is over once voting is.
+    with pytest.raises(campaigns.Conflict):
+        campaigns.create(db, u.org, vote, form(), actor=u.staff)
+    campaign = campaigns.create(db, u.org, vote, result_form, actor=u.staff)
+    campaigns.send_now(db, u.org, vote, campaign, actor=u.staff)
+    db.commit()
+    box = outbox_for(sessions, settings, "w1")
+    while box.run_once():
+        pass
+    box.close()
+    assert len(smtp_sink.received) == 3
+    mail = smtp_sink.to("t2001@example.org")[0].message
+    assert "Result" in mail["Subject"]
+    body = mail.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    assert link_of(settings, voter_of(db, vote, "2001")) in body
