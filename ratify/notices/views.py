@@ -281,7 +281,7 @@ def _form_page(
         kind=kind,
         campaign=campaign,
         editable=editable,
-        languages=languages,
+        text_languages=languages,  # not `languages`: base.html's switcher reads that
         groups=_groups(ctx, vote),
         placeholders={k: ctx.gettext(v) for k, v in texts.PLACEHOLDERS.items()},
         segments=_segments(values, languages),

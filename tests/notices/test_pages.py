@@ -8,13 +8,23 @@ import pypdfium2 as pdfium
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from ratify.app import create_app
 from ratify.audit.models import AuditEvent
 from ratify.authz import Role
 from ratify.notices import campaigns
 from ratify.notices.models import Campaign, Message, MessageStatus
+from tests.conftest import make_client
 from tests.factories import make_org, make_user
 from tests.helpers import csrf_from, form_from, login
-from tests.notices.support import link_of, open_vote_with_contacts, voter_of
+from tests.notices.support import (
+    link_of,
+    open_vote_with_contacts,
+    register_credentials,
+    smtp_sink,
+    voter_of,
+)
+
+__all__ = ["smtp_sink"]
 
 
 def _form(client, path: str) -> dict[str, str]:  # type: ignore[no-untyped-def]
@@ -35,8 +45,14 @@ def _form(client, path: str) -> dict[str, str]:  # type: ignore[no-untyped-def]
     return fields
 
 
-def test_staff_compose_preview_and_send_an_announcement(db: Session, client, settings) -> None:  # type: ignore[no-untyped-def]
+def test_staff_compose_preview_and_send_an_announcement(
+    db: Session,
+    client,
+    settings,
+    secret_ledger,  # type: ignore[no-untyped-def]
+) -> None:
     u, vote = open_vote_with_contacts(db, settings.secret_key)
+    register_credentials(secret_ledger, db, settings, vote)
     base = f"/o/{u.org.slug}/votes/{vote.id}/notices"
     login(client, u.staff.email)
     assert "/notices" in client.get(f"/o/{u.org.slug}/votes/{vote.id}").text
@@ -209,3 +225,53 @@ def test_other_roles_and_other_organizations_cannot_reach_notices(
     login(client, make_user(db, other, Role.ADMIN).email)
     assert client.get(base.replace(u.org.slug, other.slug)).status_code == 404
     assert client.get(base).status_code in (403, 404)
+
+
+def test_an_organization_adds_its_own_translation_of_a_notice(
+    db: Session,
+    sessions,
+    settings,
+    smtp_sink,
+    secret_ledger,  # type: ignore[no-untyped-def]
+) -> None:
+    from tests.notices.support import mail_settings
+    from tests.notices.test_outbox import outbox_for
+
+    settings = mail_settings(settings, smtp_sink)
+    u, vote = open_vote_with_contacts(db, settings.secret_key)
+    by_number = {m.member_number: m for m in u.members}
+    by_number["2001"].preferred_language = "vi"
+    db.flush()
+    client = make_client(
+        create_app(settings, sessions=sessions), secret_ledger, follow_redirects=False
+    )
+    base = f"/o/{u.org.slug}/votes/{vote.id}/notices"
+    login(client, u.staff.email)
+    fields = _form(client, base + "/new?kind=announcement")
+    fields.update({"add_language": "vi", "reach": "email", "tally_group": "TECH"})
+    created = client.post(base + "/new", data=fields)
+    assert created.status_code == 303, created.text
+    path = created.headers["location"]
+    response = client.get(path)
+    page = response.text
+    assert response.status_code == 200, page[-3000:]
+    assert "(vi)" in page and "text.email.vi.body" in page
+    fields = _form(client, path)
+    fields["text.email.vi.subject"] = "Bỏ phiếu ngay: {vote}"
+    fields["text.email.vi.body"] = "Xin chào {name}, hãy bỏ phiếu: {link}"
+    fields["text.sms.vi.body"] = "Bỏ phiếu: {link}"
+    assert client.post(path, data=fields).status_code == 303
+    refused = client.post(path, data={**fields, "add_language": "not-a-language-xx"})
+    assert refused.status_code == 400
+    assert client.post(path + "/send", data=form_from(client, path)).status_code == 303
+    db.expire_all()
+    box = outbox_for(sessions, settings, "w")
+    while box.run_once():
+        pass
+    box.close()
+    vietnamese = smtp_sink.to("t2001@example.org")[0].message
+    assert vietnamese["Subject"] == "Bỏ phiếu ngay: 2027 contract"
+    assert vietnamese["Content-Language"] == "vi"
+    assert "Xin chào First2001 Last2001" in vietnamese.get_body(("plain",)).get_content()
+    english = smtp_sink.to("t2002@example.org")[0].message
+    assert english["Content-Language"] == "en" and english["Subject"].startswith("Vote now")
