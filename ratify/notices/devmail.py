@@ -10,6 +10,7 @@ from __future__ import annotations
 import email
 import email.policy
 import itertools
+import logging
 import os
 import re
 import socket
@@ -56,6 +57,8 @@ def start_catcher(settings: Settings) -> tuple[Any, dict[str, str]]:
     worker needs to send to it)."""
     from aiosmtpd.controller import Controller
 
+    # aiosmtpd logs every connection (and at debug level, what was sent): not wanted.
+    logging.getLogger("mail.log").setLevel(logging.WARNING)
     folder = mail_dir(settings)
     folder.mkdir(parents=True, exist_ok=True)
     with socket.socket() as probe:
