@@ -158,23 +158,35 @@ class Composer:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._minters: dict[uuid.UUID, credentials.Minter] = {}
+        self._windows: dict[tuple[Any, ...], tuple[str, str]] = {}
 
     def minter(self, vote_id: uuid.UUID) -> credentials.Minter:
         if vote_id not in self._minters:
             self._minters[vote_id] = credentials.Minter(self.settings.secret_key, vote_id)
         return self._minters[vote_id]
 
+    def _window(self, org: Organization, vote: Vote, language: str) -> tuple[str, str]:
+        """The window as this language writes it, formatted once per vote and language."""
+        key = (vote.id, language, vote.opens_at, vote.closes_at, org.timezone)
+        if key not in self._windows:
+            fmt = _formatter(language, self.settings.default_language)
+            self._windows[key] = (
+                fmt.datetime(vote.opens_at, "long", tz=org.timezone),
+                fmt.datetime(vote.closes_at, "long", tz=org.timezone),
+            )
+        return self._windows[key]
+
     def voter_values(
         self, org: Organization, vote: Vote, voter: Voter, member: Member, language: str
     ) -> dict[str, str]:
-        fmt = _formatter(language, self.settings.default_language)
         credential = self.minter(vote.id).credential(voter.id, voter.credential_issue)
+        opens, closes = self._window(org, vote, language)
         return {
             "name": f"{member.first_name} {member.last_name}".strip(),
             "organization": org.name,
             "vote": vote.title,
-            "opens": fmt.datetime(vote.opens_at, "long", tz=org.timezone),
-            "closes": fmt.datetime(vote.closes_at, "long", tz=org.timezone),
+            "opens": opens,
+            "closes": closes,
             "link": credentials.link(self.settings.base_url, credential),
         }
 
@@ -189,19 +201,16 @@ def text_for(
     return texts.default_text(kind, channel, language)
 
 
-def _voter_message(
-    db: Session, composer: Composer, message: Message
-) -> tuple[Rendered, Organization]:
-    row = db.execute(
-        select(Voter, Member, Vote, Organization)
-        .join(Member, Member.id == Voter.member_id)
-        .join(Vote, Vote.id == Voter.vote_id)
-        .join(Organization, Organization.id == Vote.organization_id)
-        .where(Voter.id == message.voter_id)
-    ).one_or_none()
-    if row is None:
-        raise Skip("the voter is gone")
-    voter, member, vote, org = row
+def compose_voter_message(
+    composer: Composer,
+    message: Message,
+    voter: Voter,
+    member: Member,
+    vote: Vote,
+    org: Organization,
+    campaign: Campaign | None,
+) -> Rendered:
+    """One voter's notice, or Skip when it is no longer due."""
     if voter.credential_hash is None or voter.status == VoterStatus.EXCLUDED:
         raise Skip("no longer on the voter list")
     if message.kind in (MessageKind.ANNOUNCEMENT, MessageKind.REMINDER) and vote.status not in (
@@ -215,18 +224,55 @@ def _voter_message(
         message.credential_issue
     ):
         raise Skip("the link was replaced again since")
-    campaign = db.get(Campaign, message.campaign_id) if message.campaign_id else None
     text = text_for(campaign, message.kind, message.channel, message.language)
     values = composer.voter_values(org, vote, voter, member, message.language)
-    return (
-        Rendered(
-            to_name=values["name"],
-            subject=texts.fill(text.subject, values),
-            body=texts.fill(text.body, values),
-            link=values["link"],
-        ),
-        org,
+    return Rendered(
+        to_name=values["name"],
+        subject=texts.fill(text.subject, values),
+        body=texts.fill(text.body, values),
+        link=values["link"],
     )
+
+
+def render_batch(
+    db: Session, composer: Composer, messages: Sequence[Message]
+) -> dict[int, tuple[Rendered, str] | Skip]:
+    """Every message of a batch made at once, from one read of its voters and members
+    (and of the few votes, organizations and campaigns they belong to): the state each is
+    checked against (voted, link reissued, vote closed) is the batch's, read seconds before
+    it goes."""
+    found: dict[int, tuple[Rendered, str] | Skip] = {}
+    voter_ids = {m.voter_id for m in messages if m.voter_id is not None}
+    people = {
+        voter.id: (voter, member)
+        for voter, member in db.execute(
+            select(Voter, Member)
+            .join(Member, Member.id == Voter.member_id)
+            .where(Voter.id.in_(voter_ids))
+        )
+    }
+    vote_ids = {voter.vote_id for voter, _ in people.values()}
+    votes = {v.id: v for v in db.scalars(select(Vote).where(Vote.id.in_(vote_ids)))}
+    org_ids = {v.organization_id for v in votes.values()}
+    orgs = {o.id: o for o in db.scalars(select(Organization).where(Organization.id.in_(org_ids)))}
+    campaign_ids = {m.campaign_id for m in messages if m.campaign_id is not None}
+    campaigns = {c.id: c for c in db.scalars(select(Campaign).where(Campaign.id.in_(campaign_ids)))}
+    for message in messages:
+        try:
+            if message.kind == MessageKind.PASSWORD_RESET:
+                found[message.id] = (_password_message(db, composer, message), "Ratify")
+                continue
+            if message.voter_id not in people:
+                raise Skip("the voter is gone")
+            voter, member = people[message.voter_id]
+            vote = votes[voter.vote_id]
+            org = orgs[vote.organization_id]
+            campaign = campaigns.get(message.campaign_id) if message.campaign_id else None
+            rendered = compose_voter_message(composer, message, voter, member, vote, org, campaign)
+            found[message.id] = (rendered, org.name)
+        except Skip as skip:
+            found[message.id] = skip
+    return found
 
 
 def _password_message(db: Session, composer: Composer, message: Message) -> Rendered:
@@ -245,14 +291,6 @@ def _password_message(db: Session, composer: Composer, message: Message) -> Rend
     return Rendered(
         user.name, texts.fill(text.subject, values), texts.fill(text.body, values), link
     )
-
-
-def render(db: Session, composer: Composer, message: Message) -> tuple[Rendered, str]:
-    """The message's text and the sender name it goes out under."""
-    if message.kind == MessageKind.PASSWORD_RESET:
-        return _password_message(db, composer, message), "Ratify"
-    rendered, org = _voter_message(db, composer, message)
-    return rendered, org.name
 
 
 # -- sending ---------------------------------------------------------------------------------------
@@ -451,33 +489,34 @@ class Outbox:
             return 0
         deadline = time.monotonic() + LEASE.total_seconds() * 0.75
         with read_unit_of_work(self.sessions) as db:
-            messages = {
-                m.id: m for m in db.scalars(select(Message).where(Message.id.in_(ids))).all()
-            }
-            opted_out = set()
+            messages = list(db.scalars(select(Message).where(Message.id.in_(ids))))
+            opted_out: set[str] = set()
             if channel == MessageChannel.SMS:
-                phones = [m.to_address for m in messages.values()]
+                phones = [m.to_address for m in messages]
                 opted_out = set(
                     db.scalars(select(SmsOptOut.phone).where(SmsOptOut.phone.in_(phones)))
                 )
+            made = render_batch(db, self.composer, messages)
             db.expunge_all()  # kept as read, past this read-only transaction
+        by_id = {m.id: m for m in messages}
         for position, message_id_ in enumerate(ids):
             if time.monotonic() > deadline:
                 self._release(ids[position:])
                 break
-            message = messages[message_id_]
-            self._send_one(sender, message, opted_out)
+            message = by_id[message_id_]
+            outcome = made[message_id_]
+            if message.to_address in opted_out:
+                outcome = Skip("the phone opted out of texts")
+            self._send_one(sender, message, outcome)
         return len(ids)
 
-    def _send_one(self, sender: ChannelSender, message: Message, opted_out: set[str]) -> None:
-        try:
-            if message.to_address in opted_out:
-                raise Skip("the phone opted out of texts")
-            with read_unit_of_work(self.sessions) as db:
-                rendered, from_name = render(db, self.composer, message)
-        except Skip as skip:
-            self._finish(message.id, status=MessageStatus.SKIPPED, last_error=str(skip))
+    def _send_one(
+        self, sender: ChannelSender, message: Message, outcome: tuple[Rendered, str] | Skip
+    ) -> None:
+        if isinstance(outcome, Skip):
+            self._finish(message.id, status=MessageStatus.SKIPPED, last_error=str(outcome))
             return
+        rendered, from_name = outcome
         sender.rate.wait()
         try:
             provider_id = sender.send(message, rendered, from_name)

@@ -361,8 +361,9 @@ def test_a_worker_killed_mid_batch_loses_nothing_and_resends_nothing_sent(
     assert len(claimed) == 6
     with sessions() as s:
         messages = {m.id: m for m in s.scalars(select(Message).where(Message.id.in_(claimed)))}
+        made = outbox.render_batch(s, dying.composer, list(messages.values()))
     for message_id in claimed[:2]:
-        dying._send_one(dying.senders[MessageChannel.EMAIL], messages[message_id], set())
+        dying._send_one(dying.senders[MessageChannel.EMAIL], messages[message_id], made[message_id])
     dying.close()  # …and the process is gone
 
     other = outbox_for(sessions, settings, "other")
