@@ -9,20 +9,19 @@ import socket
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session as DbSession
 
 from ratify.settings import Settings
 from ratify.votes import credentials
-from ratify.votes import services as votes
-from ratify.votes.models import Vote, Voter, VoteStatus
-from tests.votes.support import Union, make_union, ready_vote
+from ratify.votes.models import Vote, Voter
+from tests.votes.support import Union, make_union
+from tests.votes.test_casting import open_vote, voter
 
 
 @dataclass
@@ -125,26 +124,11 @@ def open_vote_with_contacts(db: DbSession, secret_key: str) -> tuple[Union, Vote
     for number in ("2001", "2002", "2003"):
         by_number[number].email = f"t{number}@example.org"
     db.flush()
-    vote = ready_vote(db, u)
-    votes.schedule(db, u.org, vote, actor=u.staff, secret_key=secret_key)
-    now = datetime.now(UTC)
-    db.execute(
-        update(Vote)
-        .where(Vote.id == vote.id)
-        .values(opens_at=now - timedelta(minutes=1), closes_at=now + timedelta(days=1))
-    )
-    db.expire_all()
-    vote = votes.get_vote(db, u.org, vote.id)
-    votes.advance(db, u.org, vote)
-    assert vote.status == VoteStatus.OPEN
-    db.flush()
-    return u, vote
+    return u, open_vote(db, u, secret_key)
 
 
 def voter_of(db: DbSession, vote: Vote, member_number: str) -> Voter:
-    return db.execute(
-        select(Voter).where(Voter.vote_id == vote.id, Voter.member_number == member_number)
-    ).scalar_one()
+    return voter(db, vote, member_number)
 
 
 def link_of(settings: Settings, voter: Voter) -> str:
@@ -158,7 +142,7 @@ def register_credentials(ledger: object, db: DbSession, settings: Settings, vote
     """Put every voter's current credential in the run's ledger: the session's log check then
     fails if any of them reached the application or access log."""
     count = 0
-    for voter in db.scalars(select(Voter).where(Voter.vote_id == vote.id)):
-        ledger.add(link_of(settings, voter).rsplit("/", 1)[1])  # type: ignore[attr-defined]
+    for listed in db.scalars(select(Voter).where(Voter.vote_id == vote.id)):
+        ledger.add(link_of(settings, listed).rsplit("/", 1)[1])  # type: ignore[attr-defined]
         count += 1
     return count
