@@ -363,7 +363,10 @@ def test_a_worker_killed_mid_batch_loses_nothing_and_resends_nothing_sent(
         messages = {m.id: m for m in s.scalars(select(Message).where(Message.id.in_(claimed)))}
         made = outbox.render_batch(s, dying.composer, list(messages.values()))
     for message_id in claimed[:2]:
-        dying._send_one(dying.senders[MessageChannel.EMAIL], messages[message_id], made[message_id])
+        with dying._sent_marker() as mark:
+            dying._send_one(
+                dying.senders[MessageChannel.EMAIL], messages[message_id], made[message_id], mark
+            )
     dying.close()  # …and the process is gone
 
     other = outbox_for(sessions, settings, "other")
@@ -518,3 +521,24 @@ def test_a_result_notice_waits_for_certification_and_published_results(
     assert "Result" in mail["Subject"]
     body = mail.get_body(("plain",)).get_content()  # type: ignore[union-attr]
     assert link_of(settings, voter_of(db, vote, "2001")) in body
+
+
+def test_a_non_ascii_address_goes_by_smtputf8(
+    db: Session, sessions: sessionmaker[Session], settings: Settings, smtp_sink: SmtpSink
+) -> None:
+    settings = mail_settings(settings, smtp_sink)
+    u, vote = open_vote_with_contacts(db, settings.secret_key)
+    by_number = {m.member_number: m for m in u.members}
+    by_number["2001"].email = "josé.núñez@ejemplo.org"
+    db.flush()
+    queued_announcement(db, u, vote, reach=Reach.EMAIL, tally_group="TECH")
+    db.commit()
+    box = outbox_for(sessions, settings, "w1")
+    while box.run_once():
+        pass
+    box.close()
+    (arrived,) = smtp_sink.to("josé.núñez@ejemplo.org")
+    headers = arrived.raw.split(b"\r\n\r\n")[0].decode("utf-8")  # raw UTF-8 (RFC 6532)
+    assert "To: First2001 Last2001 <josé.núñez@ejemplo.org>" in headers
+    link = link_of(settings, voter_of(db, vote, "2001"))
+    assert link in arrived.message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
