@@ -139,6 +139,7 @@ class Rendered:
     subject: str
     body: str
     link: str
+    html: str = ""  # the email's HTML part ("" for a text message)
 
 
 class Skip(Exception):
@@ -232,6 +233,7 @@ def compose_voter_message(
         subject=texts.fill(text.subject, values),
         body=texts.fill(text.body, values),
         link=values["link"],
+        html=texts.fill_html(text.body, values) if message.channel == MessageChannel.EMAIL else "",
     )
 
 
@@ -290,7 +292,11 @@ def _password_message(db: Session, composer: Composer, message: Message) -> Rend
     text = texts.default_text(message.kind, message.channel, message.language)
     values = {"name": user.name, "link": link}
     return Rendered(
-        user.name, texts.fill(text.subject, values), texts.fill(text.body, values), link
+        user.name,
+        texts.fill(text.subject, values),
+        texts.fill(text.body, values),
+        link,
+        texts.fill_html(text.body, values),
     )
 
 
@@ -349,7 +355,7 @@ def email_sender(settings: Settings, mailer: SmtpMailer | None = None) -> Channe
             from_name=from_name,
             subject=rendered.subject,
             text=rendered.body,
-            html=texts.to_html(rendered.body, rendered.link),
+            html=rendered.html,
             language=message.language,
             message_id=message_id(settings.secret_key, domain, message.id),
         )

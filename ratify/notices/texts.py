@@ -8,6 +8,7 @@ not mean as a placeholder is refused when the text is saved, not discovered at s
 
 from __future__ import annotations
 
+import functools
 import html
 import re
 from collections.abc import Mapping
@@ -150,3 +151,15 @@ def to_html(body: str, link: str) -> str:
         + "\n".join(paragraphs)
         + "\n</body></html>\n"
     )
+
+
+@functools.lru_cache(maxsize=256)
+def html_template(body: str) -> str:
+    """A text template as an HTML template (``to_html`` with the link's placeholder as the
+    link), made once per text: ``fill_html`` then puts each member's escaped values in."""
+    return to_html(body, "{link}")
+
+
+def fill_html(body: str, values: Mapping[str, str]) -> str:
+    escaped = {key: html.escape(value, quote=True) for key, value in values.items()}
+    return fill(html_template(body), escaped)

@@ -143,7 +143,9 @@ def test_announcement_arrives_with_headers_language_and_its_own_link(
         message["Subject"] == "Vote ahora: 2027 contract" or "2027 contract" in message["Subject"]
     )
     assert message["Content-Language"] == "es"
-    assert "=?utf-8?" in spanish.raw.decode("ascii").split("\r\n\r\n")[0].lower()  # encoded name
+    head = spanish.raw.split(b"\r\n\r\n")[0].decode("ascii")  # headers are ASCII
+    assert "=?utf-8?" in head.lower()  # the name encoded
+    assert b"\r\n" in spanish.raw and b"\n\n" not in spanish.raw.replace(b"\r\n", b"")
     assert message["To"].addresses[0].display_name == "José Last1001"
     assert message["From"].addresses[0].addr_spec == "votes@ratify.test"
     assert message["From"].addresses[0].display_name == u.org.name
@@ -542,3 +544,26 @@ def test_a_non_ascii_address_goes_by_smtputf8(
     assert "To: First2001 Last2001 <josé.núñez@ejemplo.org>" in headers
     link = link_of(settings, voter_of(db, vote, "2001"))
     assert link in arrived.message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+
+
+def test_a_text_with_a_line_too_long_for_smtp_is_still_sent_whole(
+    db: Session, sessions: sessionmaker[Session], settings: Settings, smtp_sink: SmtpSink
+) -> None:
+    """Lines over SMTP's limit cannot go 8-bit as written: the email package then encodes
+    the parts (base64)."""
+    settings = mail_settings(settings, smtp_sink)
+    u, vote = open_vote_with_contacts(db, settings.secret_key)
+    texts_ = campaigns.default_texts(MessageKind.ANNOUNCEMENT, ["en", "es"])
+    long_line = "Ñandú " * 300
+    texts_["email"]["en"]["body"] = f"Hello {{name}}, {long_line}\n\n{{link}}\n"
+    queued_announcement(db, u, vote, reach=Reach.EMAIL, tally_group="TECH", texts=texts_)
+    db.commit()
+    box = outbox_for(sessions, settings, "w1")
+    while box.run_once():
+        pass
+    box.close()
+    (arrived,) = smtp_sink.to("t2001@example.org")
+    assert all(len(line) <= 998 for line in arrived.raw.split(b"\r\n"))
+    body = arrived.message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    assert long_line.strip() in body
+    assert link_of(settings, voter_of(db, vote, "2001")) in body
