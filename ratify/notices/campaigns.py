@@ -124,6 +124,8 @@ def check_form(vote: Vote, form: CampaignForm) -> dict[str, str]:
                 limit = MAX_SUBJECT if part == "subject" else MAX_BODY[channel]
                 if not value.strip():
                     errors[key] = N_("Write this text, or the default will be lost.")
+                elif part == "subject" and ("\n" in value or "\r" in value):
+                    errors[key] = N_("Keep the subject on one line.")
                 elif len(value) > limit:
                     errors[key] = N_("This text is too long.")
                 elif bad := texts.unknown_placeholders(value):

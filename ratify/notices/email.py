@@ -27,6 +27,7 @@ from email.utils import formataddr, formatdate, parseaddr
 from ratify.settings import Settings
 
 WIRE = compat32.clone(linesep="\r\n")
+_BREAKS = re.compile(r"[\r\n\x0b\x0c\x1c-\x1e\x85\u2028\u2029]+")
 # An address that can go into MAIL FROM / RCPT TO as it is: no spaces, brackets, quotes or
 # line breaks (nothing that could end the command or start another).
 _PLAIN_ADDRESS = re.compile(r"[^\s<>\"()\[\]\\,;:@]+@[^\s<>\"()\[\]\\,;:@]+")
@@ -68,6 +69,12 @@ def sender_address(settings: Settings) -> tuple[str, str]:
     return name, address or "ratify@localhost"
 
 
+def one_line(text: str) -> str:
+    """A header value on one line: a line break in a subject or a name (a vote title, a
+    roster's cell) must not start a header of its own."""
+    return _BREAKS.sub(" ", text).strip()
+
+
 def _address(name: str, address: str) -> str:
     """``Name <address>``, the name RFC 2047-encoded when it is not plain ASCII; a non-ASCII
     address (sent with SMTPUTF8) as raw UTF-8, name and all (RFC 6532)."""
@@ -93,9 +100,9 @@ def build(email: Email, settings: Settings) -> Message:
     header it is given again, three times the CPU of sending (bench/notices.py)."""
     _, from_address = sender_address(settings)
     message = MIMEMultipart("alternative")
-    message["From"] = _address(email.from_name, from_address)
-    message["To"] = _address(email.to_name, email.to_address)
-    message["Subject"] = _header(email.subject)
+    message["From"] = _address(one_line(email.from_name), from_address)
+    message["To"] = _address(one_line(email.to_name), email.to_address)
+    message["Subject"] = _header(one_line(email.subject))
     message["Date"] = formatdate(usegmt=True)
     message["Message-ID"] = email.message_id
     message["Content-Language"] = email.language
@@ -181,9 +188,9 @@ class SmtpMailer:
         _, from_address = sender_address(self.settings)
         head = "\r\n".join(
             (
-                f"From: {_address(email.from_name, from_address)}",
-                f"To: {_address(email.to_name, email.to_address)}",
-                f"Subject: {_subject(email.subject)}",
+                f"From: {_address(one_line(email.from_name), from_address)}",
+                f"To: {_address(one_line(email.to_name), email.to_address)}",
+                f"Subject: {_subject(one_line(email.subject))}",
                 f"Date: {formatdate(usegmt=True)}",
                 f"Message-ID: {email.message_id}",
                 f"Content-Language: {email.language}",

@@ -567,3 +567,29 @@ def test_a_text_with_a_line_too_long_for_smtp_is_still_sent_whole(
     body = arrived.message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
     assert long_line.strip() in body
     assert link_of(settings, voter_of(db, vote, "2001")) in body
+
+
+def test_a_line_break_in_a_name_or_title_starts_no_header(
+    db: Session, sessions: sessionmaker[Session], settings: Settings, smtp_sink: SmtpSink
+) -> None:
+    settings = mail_settings(settings, smtp_sink)
+    u, vote = open_vote_with_contacts(db, settings.secret_key)
+    by_number = {m.member_number: m for m in u.members}
+    by_number["2001"].first_name = "Eve\r\nBcc: spy@example.net"
+    vote.title = "Contract\r\nX-Injected: yes"
+    db.flush()
+    texts_ = campaigns.default_texts(MessageKind.ANNOUNCEMENT, ["en", "es"])
+    texts_["email"]["en"]["subject"] = "Vote\nBcc: spy@example.net"
+    with pytest.raises(campaigns.CampaignInvalid) as refused:
+        campaigns.create(db, u.org, vote, form(texts=texts_), actor=u.staff)
+    assert "email.en.subject" in refused.value.errors
+    queued_announcement(db, u, vote, reach=Reach.EMAIL, tally_group="TECH")
+    db.commit()
+    box = outbox_for(sessions, settings, "w1")
+    while box.run_once():
+        pass
+    box.close()
+    (arrived,) = smtp_sink.to("t2001@example.org")
+    assert arrived.rcpt_tos == ["t2001@example.org"]
+    assert arrived.message["Bcc"] is None and arrived.message["X-Injected"] is None
+    assert arrived.message["Subject"] == "Vote now: Contract X-Injected: yes"
