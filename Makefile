@@ -7,7 +7,7 @@ PYTEST_WORKERS ?= 2
 CATALOGS := $(wildcard translations/*/LC_MESSAGES/messages.po)
 COMPILED := $(CATALOGS:.po=.mo)
 
-.PHONY: bench-roster bench-cast chromium pdf-libs run test lint typecheck test-sqlite test-postgres drills messages extract-messages bench clean
+.PHONY: bench-roster bench-cast bench-notices chromium pdf-libs run test lint typecheck test-sqlite test-postgres drills messages extract-messages bench clean
 
 run: $(VENV)/.installed $(COMPILED)
 	$(BIN)/ratify migrate
@@ -70,6 +70,9 @@ bench-roster: $(VENV)/.installed-test
 
 bench-cast: $(VENV)/.installed-test
 	$(BIN)/python bench/cast_load.py --postgres "$(PG_URL)"
+
+bench-notices: $(VENV)/.installed-test
+	$(BIN)/python bench/notices.py --postgres "$(PG_URL)"
 
 bench-tally: $(VENV)/.installed-test
 	$(BIN)/python bench/tally.py --sqlite --postgres "$(PG_URL)"
