@@ -78,16 +78,12 @@ def languages_of(vote: Vote, campaign: Campaign | None = None) -> list[str]:
 
 
 def default_texts(kind: MessageKind, languages: list[str]) -> dict[str, dict[str, dict[str, str]]]:
-    return {
-        channel.value: {
-            lang: {
-                "subject": texts.default_text(kind, channel, lang).subject,
-                "body": texts.default_text(kind, channel, lang).body,
-            }
-            for lang in languages
-        }
-        for channel in TEXT_CHANNELS
-    }
+    found: dict[str, dict[str, dict[str, str]]] = {}
+    for channel in TEXT_CHANNELS:
+        for lang in languages:
+            text = texts.default_text(kind, channel, lang)
+            found.setdefault(channel.value, {})[lang] = {"subject": text.subject, "body": text.body}
+    return found
 
 
 def _check_kind(db: Session, vote: Vote, kind: MessageKind) -> None:

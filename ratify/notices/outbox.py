@@ -122,12 +122,25 @@ def enqueue_password_reset(db: Session, user: StaffUser, token: PasswordToken) -
 
 
 def counts(db: Session, campaign_id: uuid.UUID) -> dict[tuple[MessageChannel, MessageStatus], int]:
+    return counts_by_campaign(db, [campaign_id]).get(campaign_id, {})
+
+
+def counts_by_campaign(
+    db: Session, campaign_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, dict[tuple[MessageChannel, MessageStatus], int]]:
+    """Messages per channel and status of each campaign, in one query for them all."""
+    found: dict[uuid.UUID, dict[tuple[MessageChannel, MessageStatus], int]] = {}
+    if not campaign_ids:
+        return found
     stmt = (
-        select(Message.channel, Message.status, func.count())
-        .where(Message.campaign_id == campaign_id)
-        .group_by(Message.channel, Message.status)
+        select(Message.campaign_id, Message.channel, Message.status, func.count())
+        .where(Message.campaign_id.in_(list(campaign_ids)))
+        .group_by(Message.campaign_id, Message.channel, Message.status)
     )
-    return {(channel, status): n for channel, status, n in db.execute(stmt).all()}
+    for campaign_id, channel, status, n in db.execute(stmt):
+        if campaign_id is not None:
+            found.setdefault(campaign_id, {})[(channel, status)] = n
+    return found
 
 
 # -- what one message says -----------------------------------------------------------------------
@@ -167,7 +180,7 @@ class Composer:
             self._minters[vote_id] = credentials.Minter(self.settings.secret_key, vote_id)
         return self._minters[vote_id]
 
-    def _window(self, org: Organization, vote: Vote, language: str) -> tuple[str, str]:
+    def window(self, org: Organization, vote: Vote, language: str) -> tuple[str, str]:
         """The window as this language writes it, formatted once per vote and language."""
         key = (vote.id, language, vote.opens_at, vote.closes_at, org.timezone)
         if key not in self._windows:
@@ -182,7 +195,7 @@ class Composer:
         self, org: Organization, vote: Vote, voter: Voter, member: Member, language: str
     ) -> dict[str, str]:
         credential = self.minter(vote.id).credential(voter.id, voter.credential_issue)
-        opens, closes = self._window(org, vote, language)
+        opens, closes = self.window(org, vote, language)
         return {
             "name": f"{member.first_name} {member.last_name}".strip(),
             "organization": org.name,

@@ -29,8 +29,8 @@ from ratify.notices.models import (
 )
 from ratify.rosters import services as rosters
 from ratify.rosters.models import Member
+from ratify.votes import credentials, voters
 from ratify.votes import services as votes
-from ratify.votes import voters
 from ratify.votes.forms import local_time, parse_local_time
 from ratify.votes.models import TallyGrouping, Vote, VoteStatus
 from ratify.web.routing import ViewContext, page
@@ -117,12 +117,11 @@ def _groups(ctx: ViewContext, vote: Vote) -> list[str]:
 def notices_page(ctx: ViewContext) -> Response:
     vote = _vote(ctx)
     found = campaigns.list_for_vote(ctx.db, vote)
-    progress = {}
-    for c in found:
-        by_status: dict[str, int] = {}
-        for (_, status), n in outbox.counts(ctx.db, c.id).items():
+    progress: dict[Any, dict[str, int]] = {c.id: {} for c in found}
+    for campaign_id, by_channel in outbox.counts_by_campaign(ctx.db, [c.id for c in found]).items():
+        by_status = progress[campaign_id]
+        for (_, status), n in by_channel.items():
             by_status[status.value] = by_status.get(status.value, 0) + n
-        progress[c.id] = by_status
     return ctx.render(
         "notices/list.html",
         vote=vote,
@@ -227,19 +226,25 @@ def _campaign_values(campaign: Campaign) -> dict[str, str]:
     )
 
 
-def _segments(values: dict[str, str], languages: list[str]) -> dict[str, sms.SmsLength]:
-    """Each language's text as a member with a typical name would get it (the link at its
-    real length): what the segment count shown before sending is worked out on."""
-    sample = {
-        "name": "Maria Hernandez",
-        "organization": "",
-        "vote": "",
-        "opens": "1 January 2027 09:00",
-        "closes": "8 January 2027 17:00",
-        "link": "https://ratify.example.org/v/" + "x" * 26,
-    }
+def _segments(
+    ctx: ViewContext, vote: Vote, values: dict[str, str], languages: list[str]
+) -> dict[str, sms.SmsLength]:
+    """Each language's text as a member with a typical name would get it: this vote's own
+    title, organization and window, a link of real length. What the segment count shown
+    before sending is worked out on."""
+    assert ctx.org is not None
+    composer = outbox.Composer(ctx.app.settings)
     found = {}
     for lang in languages:
+        opens, closes = composer.window(ctx.org, vote, lang)
+        sample = {
+            "name": "Maria Hernandez",
+            "organization": ctx.org.name,
+            "vote": vote.title,
+            "opens": opens,
+            "closes": closes,
+            "link": credentials.link(ctx.app.settings.base_url, "x" * credentials.LENGTH),
+        }
         body = values.get(f"text.sms.{lang}.body", "")
         found[lang] = sms.segments(texts.fill(body, sample))
     return found
@@ -284,7 +289,7 @@ def _form_page(
         text_languages=languages,  # not `languages`: base.html's switcher reads that
         groups=_groups(ctx, vote),
         placeholders={k: ctx.gettext(v) for k, v in texts.PLACEHOLDERS.items()},
-        segments=_segments(values, languages),
+        segments=_segments(ctx, vote, values, languages),
         reach_counts=campaigns.reach_counts(ctx.db, campaign) if campaign else None,
         progress=outbox.counts(ctx.db, campaign.id) if campaign else {},
         preview=preview,

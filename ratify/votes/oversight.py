@@ -12,6 +12,7 @@ from starlette.responses import Response
 from ratify.audit import services as audit
 from ratify.authz import Permission
 from ratify.errors import N_, BadRequest, Conflict, NotFound, RatifyError
+from ratify.notices.outbox import notice_language
 from ratify.rosters import services as rosters
 from ratify.rosters.imports import neutralize
 from ratify.votes import casting, credentials, turnout, voters
@@ -150,7 +151,7 @@ def mail_house_csv(ctx: ViewContext) -> Response:
     count = 0
     for voter_id, issue, number, *details, preferred in voters.letter_recipients(ctx.db, vote):
         count += 1
-        language = preferred if preferred in vote.languages else vote.languages[0]
+        language = notice_language(preferred, vote.languages)
         link = credentials.link(base, minter.credential(voter_id, issue))
         cells = [number if numbers else str(count), *details, language, link]
         writer.writerow([neutralize(str(value)) for value in cells])
