@@ -10,6 +10,7 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from email.message import EmailMessage
+from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
@@ -146,3 +147,10 @@ def register_credentials(ledger: object, db: DbSession, settings: Settings, vote
         ledger.add(link_of(settings, listed).rsplit("/", 1)[1])  # type: ignore[attr-defined]
         count += 1
     return count
+
+
+def send_everything(box: Any) -> None:
+    """Run an outbox (``notices.outbox.Outbox``) until nothing is ready, then close it."""
+    while box.run_once():
+        pass
+    box.close()

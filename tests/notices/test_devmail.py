@@ -12,7 +12,7 @@ from ratify.notices import campaigns, devmail, outbox
 from ratify.notices.models import Reach
 from ratify.settings import Settings
 from tests.conftest import SecretLedger, make_client
-from tests.notices.support import link_of, open_vote_with_contacts, voter_of
+from tests.notices.support import link_of, open_vote_with_contacts, send_everything, voter_of
 from tests.notices.test_outbox import form
 
 
@@ -38,10 +38,9 @@ def test_notices_sent_in_development_are_caught_and_listed(
         )
         campaigns.send_now(db, u.org, vote, campaign, actor=u.staff)
         db.commit()
-        box = outbox.Outbox(sessions, settings, [outbox.email_sender(settings)], worker_id="w")
-        while box.run_once():
-            pass
-        box.close()
+        send_everything(
+            outbox.Outbox(sessions, settings, [outbox.email_sender(settings)], worker_id="w")
+        )
         caught = devmail.wait_for(settings, 3)
     finally:
         controller.stop()

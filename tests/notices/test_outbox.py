@@ -36,6 +36,7 @@ from tests.notices.support import (
     mail_settings,
     open_vote_with_contacts,
     register_credentials,
+    send_everything,
     smtp_sink,
     voter_of,
 )
@@ -124,10 +125,7 @@ def test_announcement_arrives_with_headers_language_and_its_own_link(
     u, vote = open_vote_with_contacts(db, settings.secret_key)
     queued_announcement(db, u, vote)
     db.commit()
-    box = outbox_for(sessions, settings, "w1")
-    while box.run_once():
-        pass
-    box.close()
+    send_everything(outbox_for(sessions, settings, "w1"))
 
     family = smtp_sink.to("family@example.org")
     assert len(family) == 2  # one shared address, one message per member
@@ -187,10 +185,7 @@ def test_no_credential_is_kept_in_the_outbox_or_its_errors(
     queued_announcement(db, u, vote)
     smtp_sink.refuse["t2001@example.org"] = "550 5.1.1 no such user"
     db.commit()
-    box = outbox_for(sessions, settings, "w1")
-    while box.run_once():
-        pass
-    box.close()
+    send_everything(outbox_for(sessions, settings, "w1"))
     db.expire_all()
     credentials_ = [
         link_of(settings, voter_of(db, vote, m.member_number)).rsplit("/", 1)[1]
@@ -221,10 +216,7 @@ def test_reminders_reach_only_those_who_have_not_voted_when_sent(
     voter_2002 = voter_of(db, vote, "2002")
     voter_2002.has_voted = True
     db.commit()
-    box = outbox_for(sessions, settings, "w1")
-    while box.run_once():
-        pass
-    box.close()
+    send_everything(outbox_for(sessions, settings, "w1"))
     recipients = {a for r in smtp_sink.received for a in r.rcpt_tos}
     assert "t2001@example.org" not in recipients  # never queued
     assert "t2002@example.org" not in recipients  # skipped at send time
@@ -325,10 +317,7 @@ def test_a_message_failing_every_attempt_becomes_a_dead_letter(
     smtp_sink.fail_data = 0
     assert outbox.retry_dead(db, campaign.id) == 3
     db.commit()
-    box = outbox_for(sessions, settings, "w1")
-    while box.run_once():
-        pass
-    box.close()
+    send_everything(outbox_for(sessions, settings, "w1"))
     assert len(smtp_sink.received) == 3
 
 
@@ -514,10 +503,7 @@ def test_a_result_notice_waits_for_certification_and_published_results(
     campaign = campaigns.create(db, u.org, vote, result_form, actor=u.staff)
     campaigns.send_now(db, u.org, vote, campaign, actor=u.staff)
     db.commit()
-    box = outbox_for(sessions, settings, "w1")
-    while box.run_once():
-        pass
-    box.close()
+    send_everything(outbox_for(sessions, settings, "w1"))
     assert len(smtp_sink.received) == 3
     mail = smtp_sink.to("t2001@example.org")[0].message
     assert "Result" in mail["Subject"]
@@ -535,10 +521,7 @@ def test_a_non_ascii_address_goes_by_smtputf8(
     db.flush()
     queued_announcement(db, u, vote, reach=Reach.EMAIL, tally_group="TECH")
     db.commit()
-    box = outbox_for(sessions, settings, "w1")
-    while box.run_once():
-        pass
-    box.close()
+    send_everything(outbox_for(sessions, settings, "w1"))
     (arrived,) = smtp_sink.to("josé.núñez@ejemplo.org")
     headers = arrived.raw.split(b"\r\n\r\n")[0].decode("utf-8")  # raw UTF-8 (RFC 6532)
     assert "To: First2001 Last2001 <josé.núñez@ejemplo.org>" in headers
@@ -558,10 +541,7 @@ def test_a_text_with_a_line_too_long_for_smtp_is_still_sent_whole(
     texts_["email"]["en"]["body"] = f"Hello {{name}}, {long_line}\n\n{{link}}\n"
     queued_announcement(db, u, vote, reach=Reach.EMAIL, tally_group="TECH", texts=texts_)
     db.commit()
-    box = outbox_for(sessions, settings, "w1")
-    while box.run_once():
-        pass
-    box.close()
+    send_everything(outbox_for(sessions, settings, "w1"))
     (arrived,) = smtp_sink.to("t2001@example.org")
     assert all(len(line) <= 998 for line in arrived.raw.split(b"\r\n"))
     body = arrived.message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
@@ -585,10 +565,7 @@ def test_a_line_break_in_a_name_or_title_starts_no_header(
     assert "email.en.subject" in refused.value.errors
     queued_announcement(db, u, vote, reach=Reach.EMAIL, tally_group="TECH")
     db.commit()
-    box = outbox_for(sessions, settings, "w1")
-    while box.run_once():
-        pass
-    box.close()
+    send_everything(outbox_for(sessions, settings, "w1"))
     (arrived,) = smtp_sink.to("t2001@example.org")
     assert arrived.rcpt_tos == ["t2001@example.org"]
     assert arrived.message["Bcc"] is None and arrived.message["X-Injected"] is None

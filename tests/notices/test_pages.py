@@ -20,6 +20,7 @@ from tests.notices.support import (
     link_of,
     open_vote_with_contacts,
     register_credentials,
+    send_everything,
     smtp_sink,
     voter_of,
 )
@@ -265,10 +266,7 @@ def test_an_organization_adds_its_own_translation_of_a_notice(
     assert refused.status_code == 400
     assert client.post(path + "/send", data=form_from(client, path)).status_code == 303
     db.expire_all()
-    box = outbox_for(sessions, settings, "w")
-    while box.run_once():
-        pass
-    box.close()
+    send_everything(outbox_for(sessions, settings, "w"))
     vietnamese = smtp_sink.to("t2001@example.org")[0].message
     assert vietnamese["Subject"] == "Bỏ phiếu ngay: 2027 contract"
     assert vietnamese["Content-Language"] == "vi"

@@ -16,7 +16,7 @@ from ratify.settings import Settings
 from tests.conftest import SecretLedger, make_client
 from tests.factories import make_org, make_user
 from tests.helpers import csrf_from, login
-from tests.notices.support import SmtpSink, mail_settings, smtp_sink
+from tests.notices.support import SmtpSink, mail_settings, send_everything, smtp_sink
 
 __all__ = ["smtp_sink"]
 
@@ -46,10 +46,9 @@ def test_a_reset_link_arrives_by_email_works_once_and_is_stored_nowhere(
     (message,) = db.scalars(select(Message)).all()
     assert message.kind == MessageKind.PASSWORD_RESET and message.to_address == user.email
 
-    box = outbox.Outbox(sessions, settings, [outbox.email_sender(settings)], worker_id="w")
-    while box.run_once():
-        pass
-    box.close()
+    send_everything(
+        outbox.Outbox(sessions, settings, [outbox.email_sender(settings)], worker_id="w")
+    )
     (mail,) = smtp_sink.received
     assert mail.rcpt_tos == [user.email]
     body = mail.message.get_body(("plain",)).get_content()  # type: ignore[union-attr]

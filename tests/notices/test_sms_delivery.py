@@ -12,7 +12,7 @@ from ratify.notices import campaigns, outbox, sms
 from ratify.notices.models import BothChannels, Message, MessageStatus, Reach, SmsOptOut
 from ratify.settings import Settings
 from tests.conftest import SecretLedger, make_client
-from tests.notices.support import link_of, open_vote_with_contacts, voter_of
+from tests.notices.support import link_of, open_vote_with_contacts, send_everything, voter_of
 from tests.notices.test_outbox import form
 from tests.notices.test_sms import ACCOUNT, SENDER, TOKEN, FakeTwilio, fake_twilio
 
@@ -47,10 +47,7 @@ def test_texts_go_to_the_gateway_each_with_its_own_link_and_a_stable_key(
     )
     campaigns.send_now(db, u.org, vote, campaign, actor=u.staff)
     db.commit()
-    box = _sms_box(sessions, settings)
-    while box.run_once():
-        pass
-    box.close()
+    send_everything(_sms_box(sessions, settings))
     by_phone = {r.form["To"][0]: r for r in fake_twilio.requests}
     assert set(by_phone) == {"+14155550103", "+14155550104"}
     for number, phone in (("1003", "+14155550103"), ("1004", "+14155550104")):
@@ -126,10 +123,7 @@ def test_an_opt_out_after_queuing_is_honoured_at_send_time(
     campaigns.send_now(db, u.org, vote, campaign, actor=u.staff)
     db.add(SmsOptOut(phone="+14155550104"))
     db.commit()
-    box = _sms_box(sessions, settings)
-    while box.run_once():
-        pass
-    box.close()
+    send_everything(_sms_box(sessions, settings))
     assert [r.form["To"][0] for r in fake_twilio.requests] == ["+14155550103"]
     db.expire_all()
     skipped = db.scalars(select(Message).where(Message.status == MessageStatus.SKIPPED)).one()
