@@ -586,6 +586,11 @@ class Outbox:
         try:
             provider_id = sender.send(message, rendered, from_name)
         except SendFailed as exc:
+            # A server may quote what it refused (a spam filter naming the URL): the link's
+            # secret part must not reach the outbox row or the log with it.
+            secret = rendered.link.rstrip("/").rpartition("/")[2]
+            if secret and secret in exc.reason:
+                exc.reason = exc.reason.replace(secret, "[link]")
             self._failed(message, exc)
             return
         if not mark_sent(message.id, provider_id):

@@ -570,3 +570,20 @@ def test_a_line_break_in_a_name_or_title_starts_no_header(
     assert arrived.rcpt_tos == ["t2001@example.org"]
     assert arrived.message["Bcc"] is None and arrived.message["X-Injected"] is None
     assert arrived.message["Subject"] == "Vote now: Contract X-Injected: yes"
+
+
+def test_a_refusal_quoting_the_link_keeps_no_credential(
+    db: Session, sessions: sessionmaker[Session], settings: Settings, smtp_sink: SmtpSink
+) -> None:
+    settings = mail_settings(settings, smtp_sink)
+    u, vote = open_vote_with_contacts(db, settings.secret_key)
+    queued_announcement(db, u, vote, reach=Reach.EMAIL, tally_group="TECH")
+    link = link_of(settings, voter_of(db, vote, "2001"))
+    smtp_sink.refuse["t2001@example.org"] = f"550 5.7.1 listed URL {link}"
+    db.commit()
+    send_everything(outbox_for(sessions, settings, "w1"))
+    db.expire_all()
+    bounced = db.scalars(select(Message).where(Message.status == MessageStatus.BOUNCED)).one()
+    credential = link.rsplit("/", 1)[1]
+    assert bounced.last_error is not None and "[link]" in bounced.last_error
+    assert credential not in bounced.last_error
