@@ -15,6 +15,8 @@ from ratify.api import views as api_views
 from ratify.api import votes as api_votes
 from ratify.audit import views as audit_views
 from ratify.authz import PUBLIC, RouteAccess
+from ratify.community import campaign_views, decision, events_views, people_views
+from ratify.community import views as community_views
 from ratify.db import create_db_engine, make_sessionmaker
 from ratify.errors import RatifyError
 from ratify.notices import devmail
@@ -67,6 +69,11 @@ def routes() -> list[BaseRoute]:
         *paper_views.ROUTES,
         *results_views.ROUTES,
         *record_views.ROUTES,
+        *community_views.ROUTES,
+        *people_views.ROUTES,
+        *events_views.ROUTES,
+        *campaign_views.ROUTES,
+        *decision.ROUTES,
         *notices_views.ROUTES,
         *notices_webhooks.ROUTES,
         *devmail.ROUTES,

@@ -3,6 +3,18 @@
 from ratify.accounts.models import PasswordToken, StaffRole, StaffUser
 from ratify.api.models import ApiToken
 from ratify.audit.models import AuditEvent, AuditHead
+from ratify.community.models import (
+    Attendance,
+    CommunityCampaign,
+    Constituency,
+    ConstituencyMember,
+    DecisionMaker,
+    Demand,
+    DemandVersion,
+    Event,
+    Offer,
+    OfferAssessment,
+)
 from ratify.db import Base
 from ratify.jobs.models import Job, ScheduledTick
 from ratify.notices.models import Campaign, Message, SmsOptOut
@@ -30,6 +42,16 @@ from ratify.votes.models import (
 )
 
 __all__ = [
+    "Attendance",
+    "CommunityCampaign",
+    "Constituency",
+    "ConstituencyMember",
+    "DecisionMaker",
+    "Demand",
+    "DemandVersion",
+    "Event",
+    "Offer",
+    "OfferAssessment",
     "ApiToken",
     "AuditEvent",
     "AuditHead",

@@ -37,6 +37,9 @@ def _enum(enum: type[StrEnum], length: int = 20) -> Enum:
 class VoteKind(StrEnum):
     RATIFICATION = "ratification"  # accept the tentative agreement: Yes or No
     QUESTION = "question"  # 2 to 10 options, one choice
+    # A community's decision on an offer: accept it (key "yes") or reject it and keep
+    # campaigning ("no"); the electorate is a constituency's, frozen at the cutoff.
+    OFFER_DECISION = "offer_decision"
 
 
 class VoteStatus(StrEnum):
@@ -57,6 +60,7 @@ class SecondFactor(StrEnum):
     MEMBER_LAST4 = "member_last4"
     BIRTH_YEAR = "birth_year"
     POSTAL_CODE = "postal_code"
+    PHONE_LAST4 = "phone_last4"  # the last digits of the phone a person signed up with
     NONE = "none"
 
 
@@ -88,6 +92,8 @@ class Vote(UUIDPrimaryKey, Base):
         _enum(SecondFactor), default=SecondFactor.MEMBER_LAST4
     )
     mail_letters: Mapped[bool] = mapped_column(default=False)
+    # An offer decision: the offer it decides (its outcome is written back at certification).
+    offer_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("offers.id"), index=True)
     # SHA-256 of the frozen list's sorted member numbers and groups (see votes.voters).
     voter_fingerprint: Mapped[str | None] = mapped_column(String(64))
     # A big voter list is frozen by ``ratify worker``: the job doing it (the vote stays a
