@@ -14,7 +14,7 @@ import secrets
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, or_, select, update
@@ -31,12 +31,13 @@ from ratify.community.models import (
 )
 from ratify.contact import normalize_email, normalize_phone
 from ratify.db import utcnow
-from ratify.errors import N_, BadRequest, Conflict, NotFound
+from ratify.errors import N_, BadRequest, Conflict, NotFound, TooManyRequests
 from ratify.orgs.models import Organization
 from ratify.rosters import imports as roster_files
 from ratify.rosters.models import Member
 from ratify.rosters.services import sort_name
 from ratify.settings import LANGUAGES, Settings
+from ratify.throttle import services as throttle
 
 DEFAULT_PHONE_REGION = str(Settings.__dataclass_fields__["phone_region"].default)  # "US"
 NAME_MAX = 100
@@ -233,6 +234,34 @@ def get_member(db: Session, org: Organization, member_id: uuid.UUID) -> Member:
 
 
 # -- joining ----------------------------------------------------------------------------------
+
+SIGNUPS_PER_ADDRESS = 5
+SIGNUP_WINDOW = timedelta(hours=1)
+
+
+def signup_throttle(db: Session, settings: Settings, client_address: str) -> str:
+    """Refuse (429) a sign-up from a client address that signed up ``SIGNUPS_PER_ADDRESS``
+    times within the window; else the key a successful sign-up is counted under
+    (``count_signup``). The window is at most what the worker's purge keeps of the hits."""
+    key = throttle.throttle_key(settings.secret_key, "signup-address", client_address)
+    throttle.serialize(db, key)
+    if throttle.count_hits(db, key, signup_window(settings)) >= SIGNUPS_PER_ADDRESS:
+        raise TooManyRequests(
+            N_(
+                "Too many people signed up from this connection in the last while. Wait an "
+                "hour and try again, or ask one of the organizers to add you."
+            )
+        )
+    return key
+
+
+def signup_window(settings: Settings) -> timedelta:
+    return min(SIGNUP_WINDOW, 2 * timedelta(seconds=settings.login_throttle_window))
+
+
+def count_signup(db: Session, key: str) -> None:
+    throttle.add_hit(db, key)
+
 
 NUMBER_ALPHABET = "0123456789ABCDEFGHJKLMNPQRSTUVWXYZ"  # no I or O, misread as 1 and 0
 
