@@ -193,7 +193,11 @@ def test_merge_moves_attendance_and_memberships_and_marks_the_duplicate(
     fourth = make_constituency(db, org)
     kept_waiting = _place(db, fourth, kept_member_id, PersonStatus.PENDING)
     dup_approved = _place(db, fourth, duplicate.member_id, PersonStatus.APPROVED)
-    both, only_dup, only_kept = _event(db, org, "both"), _event(db, org, "dup"), _event(db, org, "kept")
+    both, only_dup, only_kept = (
+        _event(db, org, "both"),
+        _event(db, org, "dup"),
+        _event(db, org, "kept"),
+    )
     _attend(db, both, kept.member_id)
     _attend(db, both, duplicate.member_id)
     _attend(db, only_dup, duplicate.member_id)
@@ -214,7 +218,11 @@ def test_merge_moves_attendance_and_memberships_and_marks_the_duplicate(
         )
     ).one()
     assert place.status == PersonStatus.PENDING
-    assert (place.area, place.relationship, place.source) == ("12 Elm St", "tenant", PersonSource.SIGNUP)
+    assert (place.area, place.relationship, place.source) == (
+        "12 Elm St",
+        "tenant",
+        PersonSource.SIGNUP,
+    )
     assert place.consented_at is not None
     # Attendance moved; the event both attended counts once.
     attended = db.scalars(select(Attendance.event_id).where(Attendance.member_id == kept.member_id))
@@ -324,9 +332,7 @@ def test_committee_and_observers_cannot_see_or_decide(db: Session, client, role:
     assert client.get(_queue_url(org, c)).status_code == 403
     assert client.get(f"/o/{org.slug}/constituencies/{c.id}/people").status_code == 403
     token = csrf_from(client, "/account")
-    response = client.post(
-        f"{_queue_url(org, c)}/{person.id}/approve", data={"csrf_token": token}
-    )
+    response = client.post(f"{_queue_url(org, c)}/{person.id}/approve", data={"csrf_token": token})
     assert response.status_code == 403
     db.refresh(person)
     assert person.status == PersonStatus.PENDING

@@ -85,7 +85,11 @@ def test_sign_up_waits_for_approval_then_is_approved(db: Session, client) -> Non
     assert person.joined_on == people.org_today(org)
     assert (person.area, person.relationship) == ("12 Elm St", "tenant")
     assert member.organization_id == org.id
-    assert (member.first_name, member.last_name, member.sort_name) == ("Rosa", "Parks", "parks rosa")
+    assert (member.first_name, member.last_name, member.sort_name) == (
+        "Rosa",
+        "Parks",
+        "parks rosa",
+    )
     assert member.phone == "+14155550132" and member.preferred_language == "es"
     assert member.member_number.startswith("J") and len(member.member_number) == 8
     people.approve(db, org, person, actor=None, today=date(2026, 12, 1))
@@ -94,7 +98,9 @@ def test_sign_up_waits_for_approval_then_is_approved(db: Session, client) -> Non
 
 def test_sign_up_without_approval_counts_at_once(db: Session, client) -> None:
     org = make_community(db)
-    c = make_constituency(db, org, approval_required=False, area_choices=[], relationship_choices=[])
+    c = make_constituency(
+        db, org, approval_required=False, area_choices=[], relationship_choices=[]
+    )
     response = _sign_up(client, c.signup_code, area="", relationship="", email="Rosa@Example.ORG")
     assert response.status_code == 200
     assert "You are now a member of" in response.text
@@ -177,9 +183,7 @@ def _csrf(text: str) -> str:
     return text[start : text.index('"', start)]
 
 
-def test_too_many_sign_ups_from_one_address_are_429_and_write_nothing(
-    db: Session, client
-) -> None:
+def test_too_many_sign_ups_from_one_address_are_429_and_write_nothing(db: Session, client) -> None:
     c = make_constituency(db, make_community(db))
     for n in range(people.SIGNUPS_PER_ADDRESS):
         assert _sign_up(client, c.signup_code, first_name=f"Person {n}").status_code == 200
