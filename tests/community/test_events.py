@@ -3,6 +3,7 @@ their phone with the event's code."""
 
 from __future__ import annotations
 
+import os
 import re
 import uuid
 from datetime import UTC, date, datetime, timedelta
@@ -10,7 +11,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from ratify.audit.models import AuditEvent
 from ratify.authz import Role
@@ -30,7 +31,7 @@ from ratify.orgs.models import Organization, OrgKind
 from ratify.rosters.models import Member
 from ratify.throttle.models import ThrottleHit
 from tests.factories import make_org, make_user
-from tests.helpers import csrf_from, login, post_form
+from tests.helpers import csrf_from, login, post_form, run_together
 
 WRONG_CODE = "No event has this code: check it with the organizer"
 CLOSED = "Check-in for this event has closed"
@@ -693,3 +694,41 @@ def test_the_check_in_and_event_pages_are_plain_forms(db: Session, client) -> No
     assert f'<form method="get" action="/o/{org.slug}/events/{event.id}"' in detail
     assert f'<form method="post" action="/o/{org.slug}/events/{event.id}/attendance"' in detail
     assert 'type="checkbox" name="member_id"' in detail
+
+
+# -- at the same moment ------------------------------------------------------------------------
+
+ON_POSTGRES = os.environ.get("RATIFY_TEST_DB", "sqlite") == "postgresql"
+
+
+@pytest.mark.skipif(not ON_POSTGRES, reason="concurrent writers")
+@pytest.mark.postgres_only
+def test_a_leader_and_the_person_recording_at_once_leave_one_row(
+    live_sessions: sessionmaker[Session],
+) -> None:
+    with live_sessions.begin() as db:
+        org = community(db)
+        tenants = constituency(db, org)
+        maria = person(db, org, "Maria", "Lopez", phone="+13125550142", within=tenants)
+        event = event_of(db, org, tenants)
+        org_id, event_id, maria_id, code = org.id, event.id, maria.id, event.checkin_code
+
+    def attempt(n: int) -> bool:
+        """Whether this attempt wrote the row."""
+        with live_sessions.begin() as db:
+            if n % 2:
+                done = events.check_in(
+                    db, None, code=code, contact="+13125550142", now=datetime.now(UTC),
+                    phone_region="US",
+                )  # fmt: skip
+                return not done.already
+            found = db.get(Organization, org_id)
+            assert found is not None
+            the_event = events.get_event(db, found, event_id)
+            return events.record_attendance(db, found, the_event, [maria_id], actor=None) == 1
+
+    results = run_together(attempt, 8)
+    assert not [r for r in results if isinstance(r, BaseException)], results
+    assert results.count(True) == 1
+    with live_sessions() as db:
+        assert db.scalars(select(Attendance.member_id)).all() == [maria_id]
