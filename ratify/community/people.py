@@ -870,7 +870,7 @@ IMPORT_SYNONYMS: dict[str, tuple[str, ...]] = {
     },
     "area": ("area", "building", "neighborhood", "neighbourhood", "zone", "district", "block",
              "address", "street", "location", "site"),
-    "relationship": ("relationship", "relation", "connection", "role", "type", "status"),
+    "relationship": ("relationship", "relation", "connection", "role"),
     "joined_on": ("joined", "joined on", "join date", "date joined", "signed up", "sign up date",
                   "since", "member since", "start date"),
 }  # fmt: skip

@@ -23,7 +23,7 @@ from ratify.community.models import (
     PersonSource,
     PersonStatus,
 )
-from ratify.errors import Conflict
+from ratify.errors import BadRequest, Conflict
 from ratify.orgs.models import Organization
 from ratify.rosters.models import Member
 from tests.community.support import make_community, make_constituency, make_leader
@@ -275,7 +275,7 @@ def test_merge_refusals(db: Session) -> None:
     d = _signed_up(db, org, c, "Dee")
     a_member, b_member = db.get(Member, a.member_id), db.get(Member, b.member_id)
     assert a_member is not None and b_member is not None
-    with pytest.raises(people.BadRequest):
+    with pytest.raises(BadRequest):
         people.merge(db, org, a, into=a_member, actor=None)
     people.merge(db, org, a, into=b_member, actor=None)
     with pytest.raises(Conflict):  # merged already
