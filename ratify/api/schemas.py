@@ -581,7 +581,9 @@ class StoredResultOut(BaseModel):
     tally_grouping: str
     threshold: AppliedThresholdOut
     passed: bool
-    outcome: str = Field(description="ratified or rejected; decided or no_winner.")
+    outcome: str = Field(
+        description="ratified or rejected; accepted or rejected (an offer); decided or no_winner."
+    )
     winner: str | None
     explanation: ExplanationOut
     aggregate: FiguresOut

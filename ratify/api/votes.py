@@ -64,7 +64,6 @@ def _out(vote: Vote) -> dict[str, object]:
 
 
 def _vote(ctx: ApiContext, *, lock: bool = False) -> Vote:
-    rosters.require_union(ctx.org)
     # Another organization's vote is 404.
     vote = votes.get_vote(ctx.db, ctx.org, ctx.path_uuid("vote_id"), lock=lock)
     votes.advance(ctx.db, ctx.org, vote)
@@ -72,7 +71,6 @@ def _vote(ctx: ApiContext, *, lock: bool = False) -> Vote:
 
 
 def votes_list(ctx: ApiContext) -> VoteList:
-    rosters.require_union(ctx.org)
     found = votes.list_votes(ctx.db, ctx.org)
     for vote in found:
         votes.advance(ctx.db, ctx.org, vote)
@@ -85,8 +83,8 @@ def vote_read(ctx: ApiContext) -> VoteDetailOut:
 
 def _rule(ctx: ApiContext, vote: Vote) -> VoteRuleOut | None:
     rule = vote.eligibility
-    if not rule or not vote.cutoff:
-        return None
+    if not rule or not vote.cutoff or "units" not in rule:
+        return None  # an offer decision's electorate is a constituency
     return VoteRuleOut(
         cutoff=vote.cutoff,
         units=votes.unit_codes(ctx.db, ctx.org, rule["units"]),

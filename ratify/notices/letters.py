@@ -46,6 +46,10 @@ FACTOR_HINTS = {
     SecondFactor.POSTAL_CODE: N_(
         "To check that it is you, the voting page will ask for your postal code."
     ),
+    SecondFactor.PHONE_LAST4: N_(
+        "To check that it is you, the voting page will ask for the last 4 digits of your "
+        "phone number."
+    ),
     SecondFactor.NONE: N_(
         "The voting page asks for nothing else: anyone holding this letter could vote in "
         "your place, so keep it private."

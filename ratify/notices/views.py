@@ -27,7 +27,6 @@ from ratify.notices.models import (
     MessageStatus,
     Reach,
 )
-from ratify.rosters import services as rosters
 from ratify.rosters.models import Member
 from ratify.votes import credentials, voters
 from ratify.votes import services as votes
@@ -83,7 +82,6 @@ PREVIEW_LINK = "/v/xxxx-xxxx-xxxx-xxxx-xxxx-xxxx-xx"
 
 def _vote(ctx: ViewContext) -> Vote:
     assert ctx.org is not None
-    rosters.require_union(ctx.org)
     vote = votes.get_vote(ctx.db, ctx.org, ctx.path_uuid("vote_id"))
     votes.advance(ctx.db, ctx.org, vote)
     if vote.status == VoteStatus.DRAFT:

@@ -150,4 +150,30 @@ def sign(
         object_id=vote.id,
         data={"box_digest": vote.box_digest, "signatures": count},
     )
+    if vote.offer_id is not None:
+        _write_back(db, org, vote)
     return True
+
+
+def _write_back(db: Session, org: Organization, vote: Vote) -> None:
+    """An offer decision's certified result, written back to its offer (accepted, or rejected
+    with the demands reopened for revision), in the certifying transaction. An offer withdrawn
+    or superseded meanwhile keeps its status: the vote is certified all the same."""
+    from ratify.community import campaigns
+
+    assert vote.offer_id is not None and vote.result is not None and vote.certified_at
+    aggregate = vote.result["aggregate"]
+    outcome = {
+        "vote_id": str(vote.id),
+        "passed": bool(vote.result["passed"]),
+        "counts": {c["option"]: c["total"] for c in aggregate["counts"]},
+        "ballots": aggregate["ballots"],
+        "eligible": aggregate["eligible"],
+        "box_digest": vote.box_digest,
+        "certified_at": vote.certified_at.isoformat(),
+    }
+    try:
+        with db.begin_nested():
+            campaigns.record_outcome(db, org, vote.offer_id, outcome)
+    except Conflict:
+        pass

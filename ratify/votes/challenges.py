@@ -9,7 +9,6 @@ from starlette.responses import Response
 
 from ratify.authz import Permission
 from ratify.errors import N_, BadRequest, NotFound, RatifyError
-from ratify.rosters import services as rosters
 from ratify.votes import envelopes
 from ratify.votes import services as votes
 from ratify.votes.models import Channel, EnvelopeStatus, Vote, VoteStatus
@@ -30,7 +29,6 @@ DECISIONS = {"accept": True, "reject": False}
 
 def _vote(ctx: ViewContext, *, lock: bool = False) -> Vote:
     assert ctx.org is not None
-    rosters.require_union(ctx.org)
     vote = votes.get_vote(ctx.db, ctx.org, ctx.path_uuid("vote_id"), lock=lock)
     votes.advance(ctx.db, ctx.org, vote)
     if vote.status == VoteStatus.DRAFT:

@@ -18,6 +18,7 @@ FACTOR_LABELS = {
     SecondFactor.MEMBER_LAST4: N_("Last 4 characters of the member number"),
     SecondFactor.BIRTH_YEAR: N_("Year of birth"),
     SecondFactor.POSTAL_CODE: N_("Postal code"),
+    SecondFactor.PHONE_LAST4: N_("Last 4 digits of the phone number"),
     SecondFactor.NONE: N_("None (the link alone)"),
 }
 PURPOSE = "voter-second-factor"
@@ -32,6 +33,9 @@ def normalize(factor: SecondFactor, value: str) -> str:
     ).upper()
     if factor == SecondFactor.MEMBER_LAST4:
         return cleaned[-4:] if len(cleaned) >= 4 else ""
+    if factor == SecondFactor.PHONE_LAST4:
+        digits = "".join(ch for ch in cleaned if ch.isdigit())
+        return digits[-4:] if len(digits) >= 4 else ""
     if factor == SecondFactor.POSTAL_CODE and len(cleaned) == 9 and cleaned.isdigit():
         return cleaned[:5]
     if factor == SecondFactor.BIRTH_YEAR:
@@ -45,9 +49,15 @@ def _ascii_digit(ch: str) -> str:
 
 
 def member_value(
-    factor: SecondFactor, member_number: str, birth_date: date | None, postal_code: str
+    factor: SecondFactor,
+    member_number: str,
+    birth_date: date | None,
+    postal_code: str,
+    phone: str = "",
 ) -> str:
     """The member's own answer, normalized; empty when the roster lacks it."""
+    if factor == SecondFactor.PHONE_LAST4:
+        return normalize(factor, phone)
     if factor == SecondFactor.MEMBER_LAST4:
         return normalize(factor, member_number)
     if factor == SecondFactor.BIRTH_YEAR:

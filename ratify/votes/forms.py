@@ -10,11 +10,12 @@ from zoneinfo import ZoneInfo
 from starlette.datastructures import FormData
 
 from ratify.errors import N_
-from ratify.votes.models import SecondFactor, TallyGrouping, Vote, VoteKind
+from ratify.votes.models import SecondFactor, TallyGrouping, Vote
 from ratify.votes.services import (
     EMPLOYMENT_CHOICES,
     FRACTIONS,
     MEMBERSHIP_CHOICES,
+    YES_NO_KINDS,
     Threshold,
     VoteFields,
     saved_fields,
@@ -69,7 +70,7 @@ def parse_vote_form(form: FormData | None, vote: Vote, timezone: str) -> VoteFie
     errors: dict[str, str] = {}
     question = {lang: text_field(form, f"question_{lang}") for lang in vote.languages}
     options: list[dict[str, str]] = []
-    if vote.kind == VoteKind.RATIFICATION:
+    if vote.kind in YES_NO_KINDS:
         for position in range(2):
             options.append(
                 {lang: text_field(form, f"option_{position}_{lang}") for lang in vote.languages}
@@ -164,6 +165,7 @@ def parse_vote_form(form: FormData | None, vote: Vote, timezone: str) -> VoteFie
         second_factor=factor,
         mail_letters=text_field(form, "mail_letters") == "1",
         allow_blank=text_field(form, "allow_blank") == "1",
+        constituency_id=next(iter(_uuids([text_field(form, "constituency")])), None),
         form_errors=errors,
     )
 
@@ -188,7 +190,7 @@ def vote_values(vote: Vote, timezone: str, committee: list[uuid.UUID]) -> dict[s
     values: dict[str, object] = {"title": fields.title}
     for lang in vote.languages:
         values[f"question_{lang}"] = fields.question.get(lang, "")
-        if vote.kind == VoteKind.RATIFICATION:
+        if vote.kind in YES_NO_KINDS:
             for position, labels in enumerate(fields.options):
                 values[f"option_{position}_{lang}"] = labels.get(lang, "")
         else:
@@ -215,5 +217,6 @@ def vote_values(vote: Vote, timezone: str, committee: list[uuid.UUID]) -> dict[s
         signatures_required=str(fields.signatures_required),
         second_factor=fields.second_factor.value,
         mail_letters="1" if fields.mail_letters else "",
+        constituency=str(fields.constituency_id) if fields.constituency_id else "",
     )
     return values

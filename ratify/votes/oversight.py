@@ -13,7 +13,6 @@ from ratify.audit import services as audit
 from ratify.authz import Permission
 from ratify.errors import N_, BadRequest, Conflict, NotFound, RatifyError
 from ratify.notices.outbox import notice_language
-from ratify.rosters import services as rosters
 from ratify.rosters.imports import neutralize
 from ratify.votes import casting, credentials, turnout, voters
 from ratify.votes import services as votes
@@ -25,7 +24,6 @@ LINK_STATUSES = (VoteStatus.SCHEDULED, VoteStatus.OPEN)
 
 def _vote(ctx: ViewContext) -> Vote:
     assert ctx.org is not None
-    rosters.require_union(ctx.org)
     vote = votes.get_vote(ctx.db, ctx.org, ctx.path_uuid("vote_id"))
     votes.advance(ctx.db, ctx.org, vote)
     return vote

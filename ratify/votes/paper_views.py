@@ -11,7 +11,6 @@ from starlette.responses import Response
 
 from ratify.authz import Permission
 from ratify.errors import N_, BadRequest, RatifyError
-from ratify.rosters import services as rosters
 from ratify.votes import paper, voters
 from ratify.votes import services as votes
 from ratify.votes.models import BatchStatus, Channel, PaperBatch, Vote, VoteStatus
@@ -34,7 +33,6 @@ BATCH_STATUS_LABELS = {
 
 def _vote(ctx: ViewContext, *, lock: bool = False) -> Vote:
     assert ctx.org is not None
-    rosters.require_union(ctx.org)
     vote = votes.get_vote(ctx.db, ctx.org, ctx.path_uuid("vote_id"), lock=lock)
     votes.advance(ctx.db, ctx.org, vote)
     return vote

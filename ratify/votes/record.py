@@ -283,19 +283,22 @@ class OptionPart(_Part):
 
 
 class EligibilityPart(_Part):
+    """A union's rule (units, statuses, standing), or an offer decision's constituency."""
+
     cutoff: StrictStr | None
     unit_codes: list[StrictStr]
-    units: list[StrictStr]
-    membership: list[StrictStr]
-    good_standing: StrictBool
-    employment: list[StrictStr]
+    units: list[StrictStr] | None = None
+    membership: list[StrictStr] | None = None
+    good_standing: StrictBool | None = None
+    employment: list[StrictStr] | None = None
     joined_days_before: StrictInt | None = None
+    constituency: StrictStr | None = None
 
 
 class VotePart(_Part):
     id: StrictStr
     title: StrictStr
-    kind: Literal["ratification", "question"]
+    kind: Literal["ratification", "question", "offer_decision"]
     status: Literal["tallied", "certified"]
     languages: list[StrictStr]
     question: dict[StrictStr, StrictStr]

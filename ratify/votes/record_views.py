@@ -7,7 +7,6 @@ from __future__ import annotations
 from starlette.responses import Response
 
 from ratify.authz import Permission
-from ratify.rosters import services as rosters
 from ratify.votes import record
 from ratify.votes import services as votes
 from ratify.web.routing import ViewContext, page
@@ -15,7 +14,6 @@ from ratify.web.routing import ViewContext, page
 
 def record_file(ctx: ViewContext) -> Response:
     assert ctx.org is not None
-    rosters.require_union(ctx.org)
     vote = votes.get_vote(ctx.db, ctx.org, ctx.path_uuid("vote_id"))
     votes.advance(ctx.db, ctx.org, vote)
     record.require_readable(vote, results_after_close=ctx.can(Permission.RESULTS_AFTER_CLOSE))

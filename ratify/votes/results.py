@@ -20,7 +20,6 @@ from ratify.authz import Permission
 from ratify.db import utcnow
 from ratify.errors import N_, Conflict, Forbidden, RatifyError
 from ratify.orgs.models import Organization
-from ratify.rosters import services as rosters
 from ratify.votes import casting, certify, envelopes, reconcile, tally
 from ratify.votes import services as votes
 from ratify.votes.models import BatchStatus, PaperBatch, Vote, VoteOption, VoteStatus
@@ -134,6 +133,14 @@ def in_words(result: dict[str, Any], labels: dict[str, str], gettext: Any) -> li
         rule = gettext(N_("at least %(fraction)s of the votes cast")) % {"fraction": fraction}
     if result["kind"] == "ratification":
         said = [gettext(N_("Ratified.") if result["passed"] else N_("Rejected."))]
+    elif result["kind"] == "offer_decision":
+        said = [
+            gettext(
+                N_("The offer is accepted.")
+                if result["passed"]
+                else N_("The offer is rejected: the campaign goes on.")
+            )
+        ]
     elif result["passed"]:
         said = [gettext(N_("Decided: %(option)s.")) % {"option": labels[result["winner"]]}]
     else:
@@ -198,7 +205,6 @@ def _vote(ctx: ViewContext, *, lock: bool = False) -> Vote:
     """The vote, refused (409) before the close; before it is certified only those who may
     see results after the close see anything here (others 403)."""
     assert ctx.org is not None
-    rosters.require_union(ctx.org)
     vote = votes.get_vote(ctx.db, ctx.org, ctx.path_uuid("vote_id"), lock=lock)
     votes.advance(ctx.db, ctx.org, vote)
     tally.require_closed(vote)

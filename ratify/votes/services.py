@@ -63,6 +63,17 @@ RATIFICATION_OPTIONS = (
 # in step with that setting while the vote is a draft, its wording fixed.
 BLANK = "blank"
 BLANK_LABELS = {"en": "Blank (I abstain)", "es": "En blanco (me abstengo)"}
+# An offer decision's two options: accept the offer, or reject it and keep campaigning.
+OFFER_OPTIONS = (
+    ("yes", {"en": "Accept the offer", "es": "Aceptar la oferta"}),
+    ("no", {"en": "Reject it and keep campaigning", "es": "Rechazarla y seguir la campaña"}),
+)
+DEFAULT_OFFER_QUESTION = {
+    "en": "Do you accept the offer?",
+    "es": "¿Acepta la oferta?",
+}
+# Kinds whose ballot is a fixed pair, yes (the first) or no, worded per language.
+YES_NO_KINDS = (VoteKind.RATIFICATION, VoteKind.OFFER_DECISION)
 DEFAULT_QUESTION = {
     "en": "Do you accept the tentative agreement?",
     "es": "¿Acepta el acuerdo provisional?",
@@ -127,6 +138,8 @@ class VoteFields:
     mail_letters: bool
     # A blank option ("I abstain", key ``BLANK``) last on the ballot; not among ``options``.
     allow_blank: bool = False
+    # An offer decision's electorate: a constituency (``unit_ids`` and the rest unused).
+    constituency_id: uuid.UUID | None = None
     form_errors: dict[str, str] = field(default_factory=dict)  # what the form could not read
 
 
@@ -199,8 +212,9 @@ def full_text(db: Session, vote_id: uuid.UUID, language: str) -> tuple[bytes, Vo
 
 
 def rule_of(vote: Vote) -> EligibilityRule | None:
-    """The stored eligibility rule, as rosters.eligibility evaluates it."""
-    if vote.cutoff is None or not vote.eligibility:
+    """The stored eligibility rule, as rosters.eligibility evaluates it (none for an offer
+    decision, whose electorate is a constituency: ``constituency_of``)."""
+    if vote.cutoff is None or not vote.eligibility or "units" not in vote.eligibility:
         return None
     params = vote.eligibility
     return EligibilityRule(
@@ -211,6 +225,14 @@ def rule_of(vote: Vote) -> EligibilityRule | None:
         employment=frozenset(params["employment"]),
         joined_days_before=params.get("joined_days_before"),
     )
+
+
+def constituency_of(vote: Vote) -> uuid.UUID | None:
+    """An offer decision's electorate: the constituency whose criteria are frozen."""
+    if vote.kind != VoteKind.OFFER_DECISION or vote.cutoff is None or not vote.eligibility:
+        return None
+    found = vote.eligibility.get("constituency")
+    return uuid.UUID(found) if found else None
 
 
 def threshold_of(vote: Vote) -> Threshold:
@@ -230,7 +252,10 @@ def missing_for_scheduling(db: Session, vote: Vote) -> list[str]:
     missing = []
     if vote.opens_at is None or vote.closes_at is None:
         missing.append(N_("Set the voting window."))
-    if rule_of(vote) is None:
+    if vote.kind == VoteKind.OFFER_DECISION:
+        if constituency_of(vote) is None:
+            missing.append(N_("Choose the constituency that decides and its cutoff date."))
+    elif rule_of(vote) is None:
         missing.append(N_("Set the eligibility rule and its cutoff date."))
     for language in vote.languages:
         if not vote.question.get(language) or any(not o.labels.get(language) for o in vote.options):
@@ -280,6 +305,7 @@ def saved_fields(vote: Vote, committee_ids: list[uuid.UUID]) -> VoteFields:
         second_factor=vote.second_factor,
         mail_letters=vote.mail_letters,
         allow_blank=vote.allow_blank,
+        constituency_id=uuid.UUID(rule["constituency"]) if rule.get("constituency") else None,
     )
 
 
@@ -339,11 +365,18 @@ def create_vote(
     title: str,
     languages: list[str],
     options: list[dict[str, str]] | None = None,
+    offer_id: uuid.UUID | None = None,
+    constituency_id: uuid.UUID | None = None,
 ) -> Vote:
-    """A draft with the fixed Yes/No options of a ratification (or none yet for a question),
-    or with the ``options`` given (language -> wording, in ballot order)."""
+    """A draft with the fixed Yes/No options of a ratification or an offer decision (or none
+    yet for a question), or with the ``options`` given (language -> wording, in ballot
+    order). An offer decision (``community.decision``) names its offer and constituency."""
     _require_actor(actor, actor_label)
-    rosters.require_union(org)
+    if kind == VoteKind.OFFER_DECISION:
+        if offer_id is None:
+            raise BadRequest(N_("An offer decision is put to a vote from its offer."))
+    else:
+        rosters.require_union(org)
     errors: dict[str, str] = {}
     if not title:
         errors["title"] = N_("Give the vote a title.")
@@ -366,14 +399,22 @@ def create_vote(
         question=(
             {lang: DEFAULT_QUESTION[lang] for lang in chosen}
             if kind == VoteKind.RATIFICATION
+            else {lang: DEFAULT_OFFER_QUESTION[lang] for lang in chosen}
+            if kind == VoteKind.OFFER_DECISION
             else {}
         ),
         threshold=Threshold().stored(),
         created_by_id=actor.id if actor else None,
+        offer_id=offer_id,
     )
+    if kind == VoteKind.OFFER_DECISION:
+        vote.second_factor = SecondFactor.PHONE_LAST4
+        if constituency_id is not None:
+            vote.eligibility = {"constituency": str(constituency_id)}
     db.add(vote)
-    if kind == VoteKind.RATIFICATION:
-        for position, (key, labels) in enumerate(RATIFICATION_OPTIONS):
+    if kind in YES_NO_KINDS:
+        fixed = RATIFICATION_OPTIONS if kind == VoteKind.RATIFICATION else OFFER_OPTIONS
+        for position, (key, labels) in enumerate(fixed):
             given = options[position] if options else labels
             db.add(
                 VoteOption(
@@ -395,6 +436,8 @@ def create_vote(
             )
     db.flush()
     data: dict[str, Any] = {"kind": kind.value, "title": title, "languages": chosen}
+    if offer_id is not None:
+        data["offer_id"] = str(offer_id)
     if options is not None:
         data["options"] = [{lang: labels[lang] for lang in chosen} for labels in options]
     audit.record(
@@ -441,16 +484,31 @@ def check_fields(db: Session, org: Organization, vote: Vote, fields: VoteFields)
         errors["closes"] = N_("A vote can stay open for at most 90 days.")
     if fields.cutoff is None or not within_years(fields.cutoff):
         errors.setdefault("cutoff", N_("Enter the date as YYYY-MM-DD."))
-    units = {u.id for u in rosters.list_units(db, org)}
-    if not fields.unit_ids or not fields.unit_ids <= units:
-        errors["units"] = N_("Choose at least one bargaining unit of this organization.")
-    if not fields.membership or not fields.membership <= set(MEMBERSHIP_CHOICES):
-        errors["membership"] = N_("Choose at least one membership status.")
-    if not fields.employment or not fields.employment <= set(EMPLOYMENT_CHOICES):
-        errors["employment"] = N_("Choose at least one employment status.")
-    joined = fields.joined_days_before
-    if joined is not None and not 0 <= joined <= MAX_JOINED_DAYS:
-        errors.setdefault("joined_days", N_("Enter a number of days."))
+    if vote.kind == VoteKind.OFFER_DECISION:
+        from ratify.community.models import Constituency
+
+        found = fields.constituency_id and db.scalar(
+            select(Constituency.id).where(
+                Constituency.id == fields.constituency_id,
+                Constituency.organization_id == org.id,
+            )
+        )
+        if not found:
+            errors["constituency"] = N_("Choose the constituency that decides.")
+        if fields.tally_grouping != TallyGrouping.AGGREGATE:
+            errors["tally_grouping"] = N_("A constituency's decision is counted all together.")
+    else:
+        units = {u.id for u in rosters.list_units(db, org)}
+        if not fields.unit_ids or not fields.unit_ids <= units:
+            errors["units"] = N_("Choose at least one bargaining unit of this organization.")
+        if not fields.membership or not fields.membership <= set(MEMBERSHIP_CHOICES):
+            errors["membership"] = N_("Choose at least one membership status.")
+        if not fields.employment or not fields.employment <= set(EMPLOYMENT_CHOICES):
+            errors["employment"] = N_("Choose at least one employment status.")
+        joined = fields.joined_days_before
+        if joined is not None and not 0 <= joined <= MAX_JOINED_DAYS:
+            errors.setdefault("joined_days", N_("Enter a number of days."))
+
     candidates = {u.id for u in committee_candidates(db, org)}
     if not fields.committee_ids <= candidates:
         errors["committee"] = N_("Only staff with the election committee role can certify.")
@@ -489,15 +547,13 @@ def check_options(
             errors.setdefault(
                 f"options_{language}", N_("Write between 2 and 10 options, one a line.")
             )
-    if kind == VoteKind.RATIFICATION and len(options) != 2:
+    if kind in YES_NO_KINDS and len(options) != 2:
         errors["options"] = N_("A ratification has exactly two options.")
     for position, labels in enumerate(options):
         for language in languages:
             label = labels.get(language, "")
             name = (
-                f"option_{position}_{language}"
-                if kind == VoteKind.RATIFICATION
-                else f"options_{language}"
+                f"option_{position}_{language}" if kind in YES_NO_KINDS else f"options_{language}"
             )
             if not label:
                 errors.setdefault(name, N_("Write every option in each ballot language."))
@@ -506,7 +562,7 @@ def check_options(
         for language in languages:
             wording = [o.get(language, "").casefold() for o in options]
             if len(set(wording)) != len(wording):
-                key = "options" if kind == VoteKind.RATIFICATION else f"options_{language}"
+                key = "options" if kind in YES_NO_KINDS else f"options_{language}"
                 errors.setdefault(key, N_("Two options have the same wording."))
     return errors
 
@@ -531,13 +587,16 @@ def update_vote(
     vote.opens_at = _utc(fields.opens_at)
     vote.closes_at = _utc(fields.closes_at)
     vote.cutoff = fields.cutoff
-    vote.eligibility = {
-        "units": sorted(str(u) for u in fields.unit_ids),
-        "membership": sorted(fields.membership),
-        "good_standing": fields.good_standing,
-        "employment": sorted(fields.employment),
-        "joined_days_before": fields.joined_days_before,
-    }
+    if vote.kind == VoteKind.OFFER_DECISION:
+        vote.eligibility = {"constituency": str(fields.constituency_id)}
+    else:
+        vote.eligibility = {
+            "units": sorted(str(u) for u in fields.unit_ids),
+            "membership": sorted(fields.membership),
+            "good_standing": fields.good_standing,
+            "employment": sorted(fields.employment),
+            "joined_days_before": fields.joined_days_before,
+        }
     vote.tally_grouping = fields.tally_grouping
     vote.threshold = fields.threshold.stored()
     vote.signatures_required = fields.signatures_required
@@ -545,7 +604,7 @@ def update_vote(
     vote.mail_letters = fields.mail_letters
     vote.updated_at = utcnow()
     vote.allow_blank = fields.allow_blank
-    if vote.kind == VoteKind.RATIFICATION:
+    if vote.kind in YES_NO_KINDS:
         for option, labels in zip(worded_options(vote), fields.options, strict=True):
             option.labels = {lang: labels[lang] for lang in vote.languages}
     else:

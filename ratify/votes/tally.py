@@ -173,7 +173,9 @@ class Result:
     tally_grouping: str
     threshold: dict[str, Any]
     passed: bool
-    outcome: str  # ratified | rejected (a ratification); decided | no_winner (a question)
+    # ratified | rejected (a ratification); accepted | rejected (an offer decision);
+    # decided | no_winner (a question)
+    outcome: str
     winner: str | None  # a question's winning option
     explanation: dict[str, Any]
     aggregate: Figures
@@ -223,7 +225,7 @@ def decide(
         quorum_met = ballots >= quorum_needed
     option: str | None
     tied: tuple[str, ...]
-    if kind == VoteKind.RATIFICATION:
+    if kind in (VoteKind.RATIFICATION, VoteKind.OFFER_DECISION):
         option, against = real[0], real[1]
         votes_for = counts.get(option, 0)
         tied = (option, against) if votes_for == counts.get(against, 0) else ()
@@ -370,6 +372,8 @@ def compute(box: Box, threshold: Threshold) -> Result:
         reason = UNIT_FAILED if failed else PASSED
     if box.kind == VoteKind.RATIFICATION:
         outcome, winner = ("ratified" if passed else "rejected"), None
+    elif box.kind == VoteKind.OFFER_DECISION:
+        outcome, winner = ("accepted" if passed else "rejected"), None
     else:
         outcome, winner = ("decided", winner) if passed else ("no_winner", None)
     majority = threshold.numerator * 2 == threshold.denominator

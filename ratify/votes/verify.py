@@ -384,6 +384,11 @@ def _definition(rec: records.ElectionRecord) -> Check:
     cutoff = rule.pop("cutoff") if rule else None
     if rule:
         rule.pop("unit_codes")  # the record's addition: the log names units by id
+        # A union's rule or an offer decision's constituency: the other kind's keys are empty.
+        union = rule.get("units") is not None
+        for key in UNION_RULE_KEYS if not union else ("constituency",):
+            if rule.get(key) is None:
+                rule.pop(key, None)
     mine: dict[str, Any] = {
         "title": vote.title,
         "question": vote.question,
@@ -415,6 +420,9 @@ def _definition(rec: records.ElectionRecord) -> Check:
         f"the vote as scheduled (event {event.seq}) and closed (event {closed[-1].seq}) in the "
         "audit log",
     )
+
+
+UNION_RULE_KEYS = ("units", "membership", "good_standing", "employment", "joined_days_before")
 
 
 def _chain(rec: records.ElectionRecord) -> Check:

@@ -9,7 +9,10 @@ from starlette.datastructures import UploadFile
 from starlette.responses import Response
 
 from ratify.authz import Permission
+from ratify.community import constituencies
+from ratify.community.models import Constituency
 from ratify.errors import N_, NotFound, RatifyError
+from ratify.orgs.models import OrgKind
 from ratify.rosters import eligibility as elig
 from ratify.rosters import services as rosters
 from ratify.settings import LANGUAGES
@@ -37,6 +40,7 @@ STATUS_LABELS = {
 KIND_LABELS = {
     VoteKind.RATIFICATION: N_("Ratification of a tentative agreement"),
     VoteKind.QUESTION: N_("Question with several options"),
+    VoteKind.OFFER_DECISION: N_("Decision on an offer"),
 }
 GROUPING_LABELS = {
     TallyGrouping.AGGREGATE: N_("All units together"),
@@ -80,7 +84,6 @@ def _vote(ctx: ViewContext, *, lock: bool = False) -> Vote:
     """The vote named by the URL, brought up to date with the clock (it opens and closes by
     itself at its window's edges, whether or not a worker runs)."""
     assert ctx.org is not None
-    rosters.require_union(ctx.org)
     vote = votes.get_vote(ctx.db, ctx.org, ctx.path_uuid("vote_id"), lock=lock)
     votes.advance(ctx.db, ctx.org, vote)
     return vote
@@ -95,7 +98,6 @@ def _tr_errors(ctx: ViewContext, errors: dict[str, str]) -> dict[str, str]:
 
 def votes_list(ctx: ViewContext) -> Response:
     assert ctx.org is not None
-    rosters.require_union(ctx.org)
     found = votes.list_votes(ctx.db, ctx.org)
     for vote in found:
         votes.advance(ctx.db, ctx.org, vote)
@@ -177,6 +179,7 @@ def vote_detail(
         threshold=votes.threshold_of(vote),
         unit_codes=votes.unit_codes(ctx.db, ctx.org, rule.get("units", [])),
         rule=rule,
+        constituency=_constituency(ctx, vote),
         committee=votes.committee_of(ctx.db, vote),
         documents=votes.documents_of(ctx.db, vote),
         to_do=[ctx.gettext(m) for m in votes.missing_for_scheduling(ctx.db, vote)]
@@ -195,6 +198,13 @@ def vote_detail(
     )
 
 
+def _constituency(ctx: ViewContext, vote: Vote) -> Constituency | None:
+    """An offer decision's constituency (by its id in the vote's rule)."""
+    assert ctx.org is not None
+    found = votes.constituency_of(vote)
+    return constituencies.get_constituency(ctx.db, ctx.org, found) if found else None
+
+
 def _form_page(ctx: ViewContext, vote: Vote, status_code: int = 200, **extra: Any) -> Response:
     assert ctx.org is not None
     context: dict[str, Any] = {
@@ -202,7 +212,8 @@ def _form_page(ctx: ViewContext, vote: Vote, status_code: int = 200, **extra: An
         "values": forms.vote_values(
             vote, ctx.org.timezone, [u.id for u in votes.committee_of(ctx.db, vote)]
         ),
-        "units": rosters.list_units(ctx.db, ctx.org),
+        "units": rosters.list_units(ctx.db, ctx.org) if ctx.org.kind == OrgKind.UNION else [],
+        "constituencies": constituencies.list_constituencies(ctx.db, ctx.org),
         "candidates": votes.committee_candidates(ctx.db, ctx.org),
         "membership_choices": votes.MEMBERSHIP_CHOICES,
         "employment_choices": votes.EMPLOYMENT_CHOICES,

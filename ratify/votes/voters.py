@@ -28,6 +28,7 @@ from ratify.votes.models import (
     SecondFactor,
     TallyGrouping,
     Vote,
+    VoteKind,
     Voter,
     VoterStatus,
     VoteStatus,
@@ -38,22 +39,22 @@ SMALL_GROUP = 5  # DESIGN.md §4 rule 6: fewer voters than this in a group leaks
 VOTING = (VoterStatus.ELIGIBLE, VoterStatus.CHALLENGED)
 
 
-FactorData = dict[uuid.UUID, tuple[Any, str]]
+FactorData = dict[uuid.UUID, tuple[Any, str, str]]
 Check = Callable[[uuid.UUID, str], str]
 
 
 def _factor_data(db: Session, org: Organization, member_ids: list[uuid.UUID] | None) -> FactorData:
-    """Member -> (birth date, postal code): the named members, or (for a whole list) every
-    member of the organization in one plain query."""
-    stmt = select(Member.id, Member.birth_date, Member.postal_code).where(
+    """Member -> (birth date, postal code, phone): the named members, or (for a whole list)
+    every member of the organization in one plain query."""
+    stmt = select(Member.id, Member.birth_date, Member.postal_code, Member.phone).where(
         Member.organization_id == org.id
     )
     if member_ids is None:
-        return {m: (b, p) for m, b, p in db.connection().execute(stmt)}
+        return {m: (b, p, t) for m, b, p, t in db.connection().execute(stmt)}
     found: FactorData = {}
     for start in range(0, len(member_ids), 1000):
         chunk = stmt.where(Member.id.in_(member_ids[start : start + 1000]))
-        found.update((m, (b, p)) for m, b, p in db.execute(chunk).all())
+        found.update((m, (b, p, t)) for m, b, p, t in db.execute(chunk).all())
     return found
 
 
@@ -62,13 +63,13 @@ def _answer(
     voter_id: uuid.UUID,
     factor: SecondFactor,
     number: str,
-    data: tuple[Any, str] | None,
+    data: tuple[Any, str, str] | None,
 ) -> tuple[SecondFactor | None, str | None]:
     """(factor, check value) for one voter; (None, None) when the roster lacks the data."""
     if factor == SecondFactor.NONE:
         return SecondFactor.NONE, None
-    birth, postal = data or (None, "")
-    value = factors.member_value(factor, number, birth, postal)
+    birth, postal, phone = data or (None, "", "")
+    value = factors.member_value(factor, number, birth, postal, phone)
     if not value:
         return None, None
     return factor, check(voter_id, value)
@@ -79,18 +80,18 @@ def freeze(db: Session, org: Organization, vote: Vote, *, secret_key: str) -> di
     PostgreSQL) with only the columns that differ between voters. A 300,000-member roster
     takes about 20 s on PostgreSQL and 30 s on SQLite: in ``ratify worker`` for a big
     organization (``services.request_schedule``), else in the request that schedules it."""
-    from ratify.votes.services import rule_of
-
-    rule = rule_of(vote)
-    assert rule is not None
-    preview = elig.evaluate(db, org, rule)
-    needs_data = vote.second_factor in (SecondFactor.BIRTH_YEAR, SecondFactor.POSTAL_CODE)
+    decisions = electorate(db, org, vote)
+    needs_data = vote.second_factor in (
+        SecondFactor.BIRTH_YEAR,
+        SecondFactor.POSTAL_CODE,
+        SecondFactor.PHONE_LAST4,
+    )
     data = _factor_data(db, org, None) if needs_data else {}
     check = factors.checker(secret_key)
     minter = credentials.Minter(secret_key, vote.id)
     per_unit = vote.tally_grouping == TallyGrouping.PER_UNIT
     rows: list[dict[str, Any]] = []
-    for d in preview.decisions:
+    for d in decisions:
         voter_id = uuid.uuid4()
         factor: SecondFactor | None = None
         value: str | None = None
@@ -127,6 +128,23 @@ def freeze(db: Session, org: Organization, vote: Vote, *, secret_key: str) -> di
         "excluded": counts.excluded,
         "missing_second_factor": counts.missing_factor,
     }
+
+
+def electorate(db: Session, org: Organization, vote: Vote) -> list[elig.Decision]:
+    """Everyone the vote's rule considers, each eligible or with their reasons: a union's
+    eligibility rule on the cutoff, or (an offer decision) the constituency's criteria."""
+    from ratify.votes.services import constituency_of, rule_of
+
+    if vote.kind == VoteKind.OFFER_DECISION:
+        from ratify.community import constituencies
+
+        constituency_id = constituency_of(vote)
+        assert constituency_id is not None and vote.cutoff is not None
+        constituency = constituencies.get_constituency(db, org, constituency_id)
+        return constituencies.evaluate(db, org, constituency, vote.cutoff).decisions
+    rule = rule_of(vote)
+    assert rule is not None
+    return elig.evaluate(db, org, rule).decisions
 
 
 def drop(db: Session, vote: Vote) -> None:

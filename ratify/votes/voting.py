@@ -46,6 +46,7 @@ FACTOR_HINTS = {
     SecondFactor.MEMBER_LAST4: N_("The last 4 characters of your member number, as on your card."),
     SecondFactor.BIRTH_YEAR: N_("The year you were born, 4 digits (for example 1984)."),
     SecondFactor.POSTAL_CODE: N_("The postal code of the address the union has for you."),
+    SecondFactor.PHONE_LAST4: N_("The last 4 digits of the phone number you signed up with."),
 }
 
 

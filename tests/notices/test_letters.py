@@ -166,6 +166,7 @@ HINTS = {
     SecondFactor.MEMBER_LAST4: "will ask for the last 4 characters of your member number",
     SecondFactor.BIRTH_YEAR: "will ask for your birth year",
     SecondFactor.POSTAL_CODE: "will ask for your postal code",
+    SecondFactor.PHONE_LAST4: "will ask for the last 4 digits of your phone number",
     SecondFactor.NONE: "asks for nothing else",
 }
 
@@ -192,7 +193,7 @@ def test_each_second_factor_is_named_and_no_answer_is_printed(templates: Templat
         rest = text.replace(dates[0], "")
         given = " ".join((*letter.address_lines, letter.vote_title, letter.link, "1 2 3 4"))
         assert set(re.findall(r"\d+", rest)) <= set(re.findall(r"\d+", given))
-    assert "keep it private" in text_of(pdf[3])
+    assert "keep it private" in text_of(pdf[list(SecondFactor).index(SecondFactor.NONE)])
 
 
 def test_the_pdf_metadata_names_nobody(templates: Templates) -> None:

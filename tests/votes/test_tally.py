@@ -69,7 +69,7 @@ def reference_verdict(
         return Verdict("no_quorum", None)
     if votes_for_options == 0:
         return Verdict("no_votes", None)
-    if kind == VoteKind.RATIFICATION:
+    if kind in YES_NO:
         if counts.get("yes", 0) == counts.get("no", 0):
             return Verdict("tie", None)
         measured = "yes"
@@ -150,10 +150,14 @@ def reference(box: Box, t: Threshold) -> dict[str, Any]:
 counts_st = st.one_of(st.integers(0, 6), st.integers(0, 400))
 
 
+# A ratification and an offer decision are both yes (the first option) or no.
+YES_NO = (VoteKind.RATIFICATION, VoteKind.OFFER_DECISION)
+
+
 @st.composite
 def boxes(draw: st.DrawFn) -> tuple[Box, Threshold]:
     kind = draw(st.sampled_from(list(VoteKind)))
-    if kind == VoteKind.RATIFICATION:
+    if kind in YES_NO:
         keys = ["yes", "no"]
     else:
         keys = [str(n) for n in range(1, draw(st.integers(2, 10)) + 1)]
@@ -191,6 +195,8 @@ def test_the_tally_agrees_with_a_simple_reference(case: tuple[Box, Threshold]) -
     assert result.winner == expected["winner"]
     if box.kind == VoteKind.RATIFICATION:
         assert result.outcome == ("ratified" if expected["passed"] else "rejected")
+    elif box.kind == VoteKind.OFFER_DECISION:
+        assert result.outcome == ("accepted" if expected["passed"] else "rejected")
     else:
         assert result.outcome == ("decided" if expected["passed"] else "no_winner")
     assert result.aggregate.decision.reason == expected["overall"].reason
