@@ -4,7 +4,9 @@ demand by demand) and counter-proposals, the negotiation's thread, and the decis
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from starlette.datastructures import UploadFile
 from starlette.responses import Response
@@ -433,14 +435,20 @@ def _offer_values(ctx: ViewContext) -> dict[str, str]:
     return {k: v for k, v in ctx.form.multi_items() if isinstance(v, str) and k != "csrf_token"}
 
 
+def _today(org: Organization) -> str:
+    return datetime.now(ZoneInfo(org.timezone)).date().isoformat()
+
+
 def offer_new(ctx: ViewContext) -> Response:
-    return _offer_form(ctx, _campaign(ctx), OfferSide.DECISION_MAKER)
+    campaign = _campaign(ctx)
+    return _offer_form(ctx, campaign, OfferSide.DECISION_MAKER, {"made_on": _today(_org(ctx))})
 
 
 def counter_new(ctx: ViewContext) -> Response:
     campaign = _campaign(ctx)
     reply_to = ctx.request.query_params.get("reply_to", "")[:36]
-    return _offer_form(ctx, campaign, OfferSide.ORGANIZATION, {"reply_to": reply_to})
+    values = {"reply_to": reply_to, "made_on": _today(_org(ctx))}
+    return _offer_form(ctx, campaign, OfferSide.ORGANIZATION, values)
 
 
 def offer_create(ctx: ViewContext) -> Response:

@@ -153,7 +153,7 @@ def test_the_record_shows_the_constituency_demands_and_thread_with_outcomes(
     order = [text.index(t) for t in ("February offer", "Our February counter", "March offer")]
     assert order == sorted(order)
     assert "Rejected by the certified vote" in text
-    assert "To accept: 12" in text and "88" in text
+    assert "To accept: <strong>12</strong>" in text and "<strong>88</strong>" in text
     assert "Decide the March offer" in text and "Counted" in text
     assert "4242" not in text and "1717" not in text
     assert "Met" in text and "Not met" in text
