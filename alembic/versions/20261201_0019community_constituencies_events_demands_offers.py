@@ -190,6 +190,7 @@ def upgrade() -> None:
             ),
             nullable=False,
         ),
+        sa.Column("reply_to_id", sa.Uuid(), nullable=True),
         sa.Column("decision_maker_id", sa.Uuid(), nullable=False),
         sa.Column("made_on", sa.Date(), nullable=False),
         sa.Column("made_by", sa.String(length=200), nullable=False),
@@ -218,6 +219,9 @@ def upgrade() -> None:
         sa.Column("created_by_id", sa.Uuid(), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("id", sa.Uuid(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["reply_to_id"], ["offers.id"], name=op.f("fk_offers_reply_to_id_offers")
+        ),
         sa.ForeignKeyConstraint(
             ["campaign_id"],
             ["community_campaigns.id"],

@@ -18,7 +18,6 @@ from sqlalchemy.orm import Session
 
 from ratify.accounts.models import StaffUser
 from ratify.audit import services as audit
-from ratify.audit.models import AuditEvent
 from ratify.community.models import (
     Assessment,
     CommunityCampaign,
@@ -682,12 +681,11 @@ def log_counter_proposal(
         text=fields.text,
         status=OfferStatus.ON_TABLE,
         created_by_id=actor.id,
+        reply_to_id=reply_to.id if reply_to else None,
     )
     data = _attach(offer, fields)
     db.add(offer)
     db.flush()
-    # The offer answered is kept in this event (offers have no column for it): the thread
-    # reads it back from here.
     _audit(
         db, org, actor, COUNTER_PROPOSED, "offer", offer.id,
         {
@@ -737,23 +735,8 @@ def thread(db: Session, campaign: CommunityCampaign) -> list[Offer]:
 
 
 def replies_to(db: Session, org: Organization, offers: list[Offer]) -> dict[uuid.UUID, uuid.UUID]:
-    """Counter-proposal id -> the offer it answers, from the events that logged them."""
-    ids = [str(o.id) for o in offers if o.side == OfferSide.ORGANIZATION]
-    if not ids:
-        return {}
-    rows = db.execute(
-        select(AuditEvent.object_id, AuditEvent.data).where(
-            AuditEvent.organization_id == org.id,
-            AuditEvent.action == COUNTER_PROPOSED,
-            AuditEvent.object_id.in_(ids),
-        )
-    )
-    found: dict[uuid.UUID, uuid.UUID] = {}
-    for object_id, data in rows.all():
-        target = _parse_uuid(str((data or {}).get("reply_to") or ""))
-        if object_id and target:
-            found[uuid.UUID(object_id)] = target
-    return found
+    """Counter-proposal id -> the offer it answers."""
+    return {o.id: o.reply_to_id for o in offers if o.reply_to_id is not None}
 
 
 def assessments_of(

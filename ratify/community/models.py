@@ -243,6 +243,8 @@ class Offer(UUIDPrimaryKey, Base):
 
     campaign_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("community_campaigns.id"), index=True)
     side: Mapped[OfferSide] = mapped_column(_enum(OfferSide))
+    # A counter-proposal answers an offer (or none): the thread shows which.
+    reply_to_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("offers.id"))
     decision_maker_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("decision_makers.id"))
     made_on: Mapped[date]
     made_by: Mapped[str] = mapped_column(String(200))  # who made it, in words
