@@ -137,7 +137,23 @@ def test_demo_loads_once_and_prints_working_logins(run, live_sessions) -> None: 
         assert len(db.scalars(select(BargainingUnit)).all()) == 2
         from ratify.rosters.models import Member
 
-        assert len(db.scalars(select(Member)).all()) == 20
+        union = db.scalars(select(Organization).where(Organization.kind == "union")).one()
+        assert len(db.scalars(select(Member).where(Member.organization_id == union.id)).all()) == 20
+        # The community path, whole: a constituency, a demand, an offer, an open vote on it
+        # whose frozen list holds the tenants who met the criteria.
+        from ratify.community.models import Constituency, Demand, Offer, OfferStatus
+        from ratify.votes.models import Vote, VoteKind, Voter, VoterStatus, VoteStatus
+
+        assert db.scalars(select(Constituency.name)).all() == ["Elm Street tenants"]
+        assert len(db.scalars(select(Demand)).all()) == 2
+        offer = db.scalars(select(Offer)).one()
+        assert offer.status == OfferStatus.VOTING
+        decision = db.scalars(select(Vote).where(Vote.offer_id == offer.id)).one()
+        assert decision.kind == VoteKind.OFFER_DECISION and decision.status == VoteStatus.OPEN
+        eligible = db.scalars(
+            select(Voter).where(Voter.vote_id == decision.id, Voter.status == VoterStatus.ELIGIBLE)
+        ).all()
+        assert len(eligible) == 6
         for _, email, password in logins:
             user = accounts.get_user_by_email(db, email)
             assert user is not None

@@ -22,7 +22,10 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, deferred, mapped_column, relationship
 
+# An offer decision names its offer (votes.offer_id): that table must be known wherever
+# votes are, whichever of the two a process imports first.
 from ratify.accounts.models import StaffUser
+from ratify.community import models as _community_models  # noqa: F401
 from ratify.db import Base, UUIDPrimaryKey, utcnow
 
 
