@@ -49,7 +49,7 @@ DEFAULTS: dict[MessageKind, dict[MessageChannel, Text]] = {
                 "Your personal link to vote (it is yours alone: do not forward it):\n"
                 "{link}\n\n"
                 "Open it on your phone or computer, confirm who you are, read the summary "
-                "and vote. Your vote is secret: nobody, not even the union, can see how you "
+                "and vote. Your vote is secret: nobody, not even {organization}, can see how you "
                 "voted. Keep the receipt code you are shown at the end.\n"
             ),
         ),

@@ -45,7 +45,7 @@ VOTER_SESSION_SECONDS = 30 * 60
 FACTOR_HINTS = {
     SecondFactor.MEMBER_LAST4: N_("The last 4 characters of your member number, as on your card."),
     SecondFactor.BIRTH_YEAR: N_("The year you were born, 4 digits (for example 1984)."),
-    SecondFactor.POSTAL_CODE: N_("The postal code of the address the union has for you."),
+    SecondFactor.POSTAL_CODE: N_("The postal code of the address on file for you."),
     SecondFactor.PHONE_LAST4: N_("The last 4 digits of the phone number you signed up with."),
 }
 
@@ -157,7 +157,10 @@ def voter_sign_in(ctx: ViewContext) -> Response:
     settings = ctx.app.settings
     access = casting.find_by_credential(ctx.db, settings.secret_key, _credential(ctx))
     if access.factor is None:
-        raise BadRequest(N_("Your voting link cannot be used yet. Ask the union for help."))
+        raise BadRequest(
+            N_("Your voting link cannot be used yet. Ask %(organization)s for help."),
+            organization=access.org_name,
+        )
     typed = ctx.field("answer")[:100]
     if not casting.check_second_factor(
         ctx.db, settings.secret_key, access, typed, client_address(ctx)

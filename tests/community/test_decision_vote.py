@@ -6,6 +6,7 @@ rejection, won after an acceptance). Another organization reaches none of it."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 
 from sqlalchemy import select, update
@@ -13,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from ratify.authz import Role
 from ratify.community import campaigns, people
+from ratify.community.decision import create_decision_vote
 from ratify.community.models import (
     Constituency,
     Demand,
@@ -44,7 +46,7 @@ from tests.votes.test_published import _close
 PHONES = [f"+1415555{n:04d}" for n in range(1201, 1209)]
 
 
-def _community(db: Session):  # type: ignore[no-untyped-def]
+def make_community_offer(db: Session):  # type: ignore[no-untyped-def]
     """Six approved Elm Street tenants, one on Oak Avenue (outside the areas), one waiting for
     approval; a campaign with two demands and an offer meeting one of them."""
     org = make_community(db)
@@ -125,7 +127,7 @@ def _setup_form(client, page: str, vote: Vote, constituency: Constituency, commi
 def test_an_offer_decision_from_the_offer_to_the_certified_rejection(
     db: Session, client, settings
 ) -> None:  # type: ignore[no-untyped-def]
-    org, leader, committee, constituency, _, demands, offer = _community(db)
+    org, leader, committee, constituency, _, demands, offer = make_community_offer(db)
     login(client, leader.email)
     offer_page = f"/o/{org.slug}/offers/{offer.id}"
     created = client.post(
@@ -253,17 +255,13 @@ def test_an_offer_decision_from_the_offer_to_the_certified_rejection(
     assert record.status_code == 200 and "rejected" in record.text.lower()
 
 
-def test_an_offer_accepted_online_and_on_paper_wins_the_demands_it_met(db: Session, settings) -> None:  # type: ignore[no-untyped-def]
-    from ratify.community.decision import create_decision_vote
-
-    org, leader, committee, _constituency, _, demands, offer = _community(db)
+def open_decision_vote(db: Session, settings, org, leader, committee, offer) -> Vote:  # type: ignore[no-untyped-def]
+    """The offer's decision vote, set up with its committee, scheduled and open now."""
     vote = create_decision_vote(
         db, org, offer, actor=leader, title="Offer", cutoff=date(2026, 11, 25)
     )
     fields = votes.saved_fields(vote, [c.id for c in committee])
     opens = datetime.now(UTC) + timedelta(hours=1)
-    from dataclasses import replace
-
     votes.update_vote(db, org, vote, actor=leader, fields=replace(
         fields, opens_at=opens, closes_at=opens + timedelta(days=1),
         committee_ids=frozenset(c.id for c in committee), signatures_required=2,
@@ -275,6 +273,15 @@ def test_an_offer_accepted_online_and_on_paper_wins_the_demands_it_met(db: Sessi
     db.expire_all()
     vote = votes.get_vote(db, org, vote.id)
     votes.advance(db, org, vote)
+    assert vote.status == VoteStatus.OPEN
+    return vote
+
+
+def test_an_offer_accepted_online_and_on_paper_wins_the_demands_it_met(
+    db: Session, settings
+) -> None:  # type: ignore[no-untyped-def]
+    org, leader, committee, _constituency, _, demands, offer = make_community_offer(db)
+    vote = open_decision_vote(db, settings, org, leader, committee, offer)
     eligible = db.scalars(
         select(Voter).where(Voter.vote_id == vote.id, Voter.status == "eligible")
     ).all()
@@ -305,9 +312,7 @@ def test_an_offer_accepted_online_and_on_paper_wins_the_demands_it_met(db: Sessi
 def test_another_organization_reaches_no_offer_or_decision_vote(
     db: Session, client, settings
 ) -> None:  # type: ignore[no-untyped-def]
-    from ratify.community.decision import create_decision_vote
-
-    org, leader, _, _, _, _, offer = _community(db)
+    org, leader, _, _, _, _, offer = make_community_offer(db)
     vote = create_decision_vote(
         db, org, offer, actor=leader, title="Offer", cutoff=date(2026, 11, 25)
     )
