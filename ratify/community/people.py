@@ -256,7 +256,11 @@ def signup_throttle(db: Session, settings: Settings, client_address: str) -> str
 
 
 def signup_window(settings: Settings) -> timedelta:
-    return min(SIGNUP_WINDOW, 2 * timedelta(seconds=settings.login_throttle_window))
+    """An hour; the worker's purge keeps hits that long (throttle.LONGEST_WINDOW)."""
+    return min(
+        SIGNUP_WINDOW,
+        max(throttle.LONGEST_WINDOW, 2 * timedelta(seconds=settings.login_throttle_window)),
+    )
 
 
 def count_signup(db: Session, key: str) -> None:

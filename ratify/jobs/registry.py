@@ -47,8 +47,12 @@ def pollers(settings: Settings, sessions: sessionmaker[Session], worker_id: str)
 def ticks(settings: Settings) -> list[Tick]:
     window = timedelta(seconds=settings.login_throttle_window)
 
+    # Hits are kept as long as the longest window looks back: logins (twice their window),
+    # and an hour of sign-ups per address (community.people.SIGNUP_WINDOW).
+    kept = max(window * 2, throttle.LONGEST_WINDOW)
+
     def purge_throttle(db: Session) -> None:
-        throttle.purge_expired(db, older_than=window * 2)
+        throttle.purge_expired(db, older_than=kept)
 
     def purge_password_tokens(db: Session) -> None:
         accounts.purge_old_tokens(db, older_than=timedelta(days=30))

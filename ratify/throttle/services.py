@@ -11,6 +11,10 @@ from ratify.db import utcnow
 from ratify.security import keyed_digest
 from ratify.throttle.models import ThrottleHit
 
+# The longest window any throttle counts over besides logins (sign-ups per address: an hour);
+# the worker's purge keeps hits at least this long.
+LONGEST_WINDOW = timedelta(hours=1)
+
 
 def throttle_key(secret_key: str, scope: str, value: str) -> str:
     """Keys are keyed digests: the table never holds an email or a client address."""
