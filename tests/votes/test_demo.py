@@ -15,7 +15,9 @@ from ratify.votes.models import Vote, VoteStatus
 def test_the_demo_vote_is_ready_to_schedule(db: Session, settings) -> None:  # type: ignore[no-untyped-def]
     load_demo(db, settings)
     union = get_by_slug(db, UNION_SLUG)
-    vote = votes.get_vote(db, union, db.scalars(select(Vote.id)).one())
+    vote = votes.get_vote(
+        db, union, db.scalars(select(Vote.id).where(Vote.organization_id == union.id)).one()
+    )
     assert votes.missing_for_scheduling(db, vote) == []
     actor = votes.committee_of(db, vote)[0]  # the service leaves roles to the pages
     votes.schedule(db, union, vote, actor=actor, secret_key=settings.secret_key)
