@@ -8,6 +8,8 @@ from functools import lru_cache
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 
+from ratify.errors import N_
+
 # RFC 5322 dot-atom in ASCII: the local part of nearly every address on a roster.
 _DOT_ATOM = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*")
 
@@ -51,3 +53,19 @@ def normalize_phone(raw: str, region: str) -> str | None:
     if not phonenumbers.is_possible_number(number):
         return None
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def checked_contact(email: str, phone: str, region: str, errors: dict[str, str]) -> tuple[str, str]:
+    """(email, phone) normalized, each empty when not given; a given one that is not an
+    address or a number is named in ``errors`` under "email" or "phone" (messages to
+    translate)."""
+    found_email = found_phone = ""
+    if email.strip():
+        found_email = normalize_email(email) or ""
+        if not found_email:
+            errors["email"] = N_("This is not an email address.")
+    if phone.strip():
+        found_phone = normalize_phone(phone, region) or ""
+        if not found_phone:
+            errors["phone"] = N_("This is not a phone number.")
+    return found_email, found_phone

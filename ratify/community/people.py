@@ -29,7 +29,7 @@ from ratify.community.models import (
     PersonSource,
     PersonStatus,
 )
-from ratify.contact import normalize_email, normalize_phone
+from ratify.contact import checked_contact
 from ratify.db import utcnow
 from ratify.errors import N_, BadRequest, Conflict, NotFound, TooManyRequests
 from ratify.orgs.models import Organization
@@ -111,16 +111,7 @@ def clean_person(
     for name, value in (("first_name", first), ("last_name", last)):
         if len(value) > NAME_MAX:
             errors[name] = N_("Use at most 100 characters.")
-    email = ""
-    if fields.email.strip():
-        email = normalize_email(fields.email) or ""
-        if not email:
-            errors["email"] = N_("This is not an email address.")
-    phone = ""
-    if fields.phone.strip():
-        phone = normalize_phone(fields.phone, phone_region) or ""
-        if not phone:
-            errors["phone"] = N_("This is not a phone number.")
+    email, phone = checked_contact(fields.email, fields.phone, phone_region, errors)
     if signup and not fields.email.strip() and not fields.phone.strip():
         errors["phone"] = N_("Give a phone number or an email address (or both).")
     picked: dict[str, str] = {}

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from ratify.accounts.models import StaffUser
 from ratify.audit import services as audit
-from ratify.contact import normalize_email, normalize_phone
+from ratify.contact import checked_contact
 from ratify.db import utcnow
 from ratify.errors import N_, BadRequest, NotFound
 from ratify.orgs.models import Organization, OrgKind
@@ -247,16 +247,7 @@ def clean_member_fields(
         errors["member_number"] = N_("Every member needs a member number.")
     if require_name and not text["first_name"] and not text["last_name"]:
         errors["last_name"] = N_("Every member needs a name.")
-    email = ""
-    if fields.email.strip():
-        email = normalize_email(fields.email) or ""
-        if not email:
-            errors["email"] = N_("This is not an email address.")
-    phone = ""
-    if fields.phone.strip():
-        phone = normalize_phone(fields.phone, phone_region) or ""
-        if not phone:
-            errors["phone"] = N_("This is not a phone number.")
+    email, phone = checked_contact(fields.email, fields.phone, phone_region, errors)
     if errors:
         raise MemberInvalid(errors)
     text["country"] = text["country"].upper()
