@@ -37,6 +37,10 @@ GENESIS = "0" * 64
 SYSTEM_CHAIN = "system"
 # Keys of event data that identify a person: observers see a pseudonym instead.
 PERSONAL_KEYS = frozenset({"email", "name", "phone", "member_number", "address"})
+# Members named in an event's data by id (the community's attendance and merges): committed
+# as the event's member column is, each id of a list on its own, so one member has one
+# pseudonym throughout the chain.
+MEMBER_ID_KEYS = frozenset({"member_id", "member_ids", "merged_into"})
 _FORBIDDEN_KEYS = frozenset({"choice", "credential", "password", "token", "ballot"})
 
 
@@ -102,11 +106,20 @@ def hashed_fields(event: AuditEvent, key: str, v1_until: int) -> dict[str, Any]:
         "object_type": event.object_type,
         "object_id": event.object_id,
         "member": commitment(key, str(event.member_id)) if event.member_id else None,
-        "data": {
-            k: commitment(key, v) if k in PERSONAL_KEYS and v is not None else v
-            for k, v in event.data.items()
-        },
+        "data": {k: _committed(key, k, v) for k, v in event.data.items()},
     }
+
+
+def _committed(key: str, name: str, value: Any) -> Any:
+    if value is None:
+        return None
+    if name in PERSONAL_KEYS:
+        return commitment(key, value)
+    if name in MEMBER_ID_KEYS:
+        if isinstance(value, list):
+            return [commitment(key, str(v)) for v in value]
+        return commitment(key, str(value))
+    return value
 
 
 def digest_fields(fields: Mapping[str, Any]) -> str:
@@ -243,7 +256,12 @@ def shown(fields: Mapping[str, Any]) -> dict[str, Any]:
     def cut(value: object) -> object:
         return "P-" + value[:10] if isinstance(value, str) else value
 
-    data = {k: cut(v) if k in PERSONAL_KEYS else v for k, v in fields["data"].items()}
+    def cut_all(name: str, value: object) -> object:
+        if name in MEMBER_ID_KEYS and isinstance(value, list):
+            return [cut(v) for v in value]
+        return cut(value) if name in PERSONAL_KEYS | MEMBER_ID_KEYS else value
+
+    data = {k: cut_all(k, v) for k, v in fields["data"].items()}
     return {**fields, "member": cut(fields["member"]) if fields["member"] else None, "data": data}
 
 
