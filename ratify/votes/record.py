@@ -293,6 +293,9 @@ class EligibilityPart(_Part):
     employment: list[StrictStr] | None = None
     joined_days_before: StrictInt | None = None
     constituency: StrictStr | None = None
+    constituency_name: StrictStr | None = None
+    criteria: dict[StrictStr, Any] | None = None
+    approval_required: StrictBool | None = None
 
 
 class VotePart(_Part):

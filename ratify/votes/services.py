@@ -13,6 +13,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from markupsafe import escape
 from sqlalchemy import func, or_, select, update
@@ -731,9 +732,27 @@ def _check_schedulable(db: Session, vote: Vote) -> None:
     missing = missing_for_scheduling(db, vote)
     if missing:
         raise BadRequest(missing[0])
+    if vote.offer_id is not None:
+        from ratify.community.models import Offer, OfferStatus
+
+        offer = db.get(Offer, vote.offer_id)
+        if offer is None or offer.status != OfferStatus.VOTING:
+            raise Conflict(
+                N_("The offer was withdrawn or superseded: this vote can no longer be scheduled.")
+            )
+        today = datetime.now(ZoneInfo(_zone_of(db, vote))).date()
+        if vote.cutoff is not None and vote.cutoff > today:
+            raise BadRequest(
+                N_("The cutoff date is still to come: who meets the criteria is known by then.")
+            )
     assert vote.closes_at is not None
     if vote.closes_at <= utcnow():
         raise BadRequest(N_("The window has already closed: set a later closing time."))
+
+
+def _zone_of(db: Session, vote: Vote) -> str:
+    org = db.get(Organization, vote.organization_id)
+    return org.timezone if org is not None else "UTC"
 
 
 def request_schedule(
@@ -841,6 +860,7 @@ def schedule(
     _check_schedulable(db, vote)
     now = utcnow()
     vote.freeze_error = ""
+    _pin_constituency(db, org, vote)
     summary = voters.freeze(db, org, vote, secret_key=secret_key)
     if _move(db, vote, VoteStatus.DRAFT, VoteStatus.SCHEDULED, scheduled_at=now) != 1:
         raise Conflict()
@@ -858,6 +878,24 @@ def schedule(
     )
 
 
+def _pin_constituency(db: Session, org: Organization, vote: Vote) -> None:
+    """An offer decision's rule, as the list is frozen: the constituency's criteria and its
+    approval rule copied in, so the audit log, the certificate's record and the list agree on
+    what was applied whatever the constituency says later."""
+    found = constituency_of(vote)
+    if found is None:
+        return
+    from ratify.community import constituencies
+
+    constituency = constituencies.get_constituency(db, org, found)
+    vote.eligibility = {
+        "constituency": str(constituency.id),
+        "constituency_name": constituency.name,
+        "criteria": dict(constituency.criteria or {}),
+        "approval_required": constituency.approval_required,
+    }
+
+
 def unschedule(db: Session, org: Organization, vote: Vote, *, actor: StaffUser) -> None:
     """Back to draft before opening: the frozen list is dropped (it is frozen again later)."""
     from ratify.votes import voters
@@ -869,6 +907,8 @@ def unschedule(db: Session, org: Organization, vote: Vote, *, actor: StaffUser) 
                "draft would stop them working. Reissue single links instead.")
         )  # fmt: skip
     voters.drop(db, vote)
+    if vote.kind == VoteKind.OFFER_DECISION and vote.eligibility:
+        vote.eligibility = {"constituency": vote.eligibility["constituency"]}  # pinned again
     if _move(db, vote, VoteStatus.SCHEDULED, VoteStatus.DRAFT, scheduled_at=None) != 1:
         raise Conflict()
     audit.record(

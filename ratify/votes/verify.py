@@ -386,7 +386,7 @@ def _definition(rec: records.ElectionRecord) -> Check:
         rule.pop("unit_codes")  # the record's addition: the log names units by id
         # A union's rule or an offer decision's constituency: the other kind's keys are empty.
         union = rule.get("units") is not None
-        for key in UNION_RULE_KEYS if not union else ("constituency",):
+        for key in UNION_RULE_KEYS if not union else COMMUNITY_RULE_KEYS:
             if rule.get(key) is None:
                 rule.pop(key, None)
     mine: dict[str, Any] = {
@@ -423,6 +423,7 @@ def _definition(rec: records.ElectionRecord) -> Check:
 
 
 UNION_RULE_KEYS = ("units", "membership", "good_standing", "employment", "joined_days_before")
+COMMUNITY_RULE_KEYS = ("constituency", "constituency_name", "criteria", "approval_required")
 
 
 def _chain(rec: records.ElectionRecord) -> Check:

@@ -160,8 +160,11 @@ def vote_detail(
     rule = vote.eligibility or {}
     freeze = votes.freezing(ctx.db, vote)
     summary = missing = None
+    sharing = 0
     if vote.status != VoteStatus.DRAFT:
         summary = voters.summarize(ctx.db, vote)
+        if vote.kind == VoteKind.OFFER_DECISION and vote.status == VoteStatus.SCHEDULED:
+            sharing = voters.sharing_contacts(ctx.db, vote)
         # Names only for those who may read members (observers see the count).
         if (
             vote.status == VoteStatus.SCHEDULED
@@ -192,6 +195,7 @@ def vote_detail(
         if vote.freeze_error and vote.status == VoteStatus.DRAFT and freeze is None
         else None,
         small_group=voters.SMALL_GROUP,
+        sharing=sharing,
         fallback_factors=[f for f in SecondFactor if f != vote.second_factor],
         tz=ctx.org.timezone,
         **_labels(ctx),

@@ -139,12 +139,46 @@ def electorate(db: Session, org: Organization, vote: Vote) -> list[elig.Decision
         from ratify.community import constituencies
 
         constituency_id = constituency_of(vote)
-        assert constituency_id is not None and vote.cutoff is not None
+        assert constituency_id is not None and vote.cutoff is not None and vote.eligibility
         constituency = constituencies.get_constituency(db, org, constituency_id)
-        return constituencies.evaluate(db, org, constituency, vote.cutoff).decisions
+        pinned = vote.eligibility  # with the criteria copied in at scheduling
+        return constituencies.evaluate(
+            db,
+            org,
+            constituency,
+            vote.cutoff,
+            criteria=constituencies.stored_criteria(pinned["criteria"])
+            if "criteria" in pinned
+            else None,
+            approval_required=pinned.get("approval_required"),
+        ).decisions
     rule = rule_of(vote)
     assert rule is not None
     return elig.evaluate(db, org, rule).decisions
+
+
+def sharing_contacts(db: Session, vote: Vote) -> int:
+    """Eligible voters whose phone or email another eligible voter has too: a family sharing
+    a phone, or one person signed up twice (leaders check before the vote opens: each of
+    them gets a link, to the same phone)."""
+    voters = (
+        select(Voter.member_id)
+        .where(Voter.vote_id == vote.id, Voter.status == VoterStatus.ELIGIBLE)
+        .subquery()
+    )
+    shared = 0
+    for column in (Member.phone, Member.email):
+        counted = (
+            select(func.count().label("n"))
+            .select_from(Member)
+            .join(voters, voters.c.member_id == Member.id)
+            .where(column != "")
+            .group_by(column)
+            .having(func.count() > 1)
+            .subquery()
+        )
+        shared += db.scalar(select(func.coalesce(func.sum(counted.c.n), 0))) or 0
+    return int(shared)
 
 
 def drop(db: Session, vote: Vote) -> None:
