@@ -500,6 +500,7 @@ def offer_detail(ctx: ViewContext, status_code: int = 200, problem: str | None =
         decision_makers=svc.decision_makers_by_id(ctx.db, org),
         reply_to=svc.get_offer(ctx.db, org, reply_to) if reply_to else None,
         decision_vote_url=decision_vote_url,
+        can_withdraw=svc.can_withdraw(ctx.db, org, offer),
         **_labels(ctx),
     )
 

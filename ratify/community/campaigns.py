@@ -35,7 +35,7 @@ from ratify.db import utcnow
 from ratify.errors import N_, BadRequest, Conflict, NotFound
 from ratify.orgs.models import Organization, OrgKind
 from ratify.votes import documents
-from ratify.votes.models import Vote
+from ratify.votes.models import Vote, VoteStatus
 
 TOO_LONG_200 = N_("Use at most 200 characters.")
 TEXT_MAX = 20_000
@@ -545,7 +545,7 @@ def _check_entry(
         errors["made_on"] = N_("Enter the date as YYYY-MM-DD.")
     if len(fields.made_by) > 200:
         errors["made_by"] = TOO_LONG_200
-    if len(fields.text) > 200_000:
+    if len(fields.text) > documents.MAX_SUMMARY_CHARS:  # it becomes a decision vote's summary
         errors["text"] = N_("The text is too long: attach it as a PDF instead.")
     if fields.pdf is not None:
         try:
@@ -781,16 +781,26 @@ def decision_makers_by_id(db: Session, org: Organization) -> dict[uuid.UUID, Dec
 def set_offer_status(
     db: Session, org: Organization, offer: Offer, *, actor: StaffUser, status: OfferStatus
 ) -> None:
-    """Withdraw an offer or mark it superseded: only while it is on the table (an offer being
-    voted on waits for its vote)."""
+    """Withdraw an offer or mark it superseded: while it is on the table, or while its
+    decision vote is still a draft (nobody has a link yet); once a vote is scheduled the offer
+    waits for it."""
     if status not in (OfferStatus.WITHDRAWN, OfferStatus.SUPERSEDED):
         raise BadRequest(N_("An offer can be marked withdrawn or superseded."))
-    if offer.status != OfferStatus.ON_TABLE:
+    if not can_withdraw(db, org, offer):
         raise Conflict(N_("Only an offer on the table can be withdrawn or marked superseded."))
     offer.status = status
     offer.decided_at = utcnow()
     db.flush()
     _audit(db, org, actor, f"offer.{status.value}", "offer", offer.id, {})
+
+
+def can_withdraw(db: Session, org: Organization, offer: Offer) -> bool:
+    """On the table, or put to a vote that is still a draft."""
+    if offer.status == OfferStatus.ON_TABLE:
+        return True
+    if offer.status != OfferStatus.VOTING:
+        return False
+    return all(v.status == VoteStatus.DRAFT for v in votes_for(db, org, [offer]).get(offer.id, []))
 
 
 def mark_voting(db: Session, org: Organization, offer: Offer) -> None:

@@ -6,7 +6,8 @@ Criteria (``Constituency.criteria``, combined with AND; a missing key is no crit
 them), ``relationships`` (tenant, worker, parent, ...), ``attended`` (``{"at_least": N,
 "of_last": M}``: at N or more of the last M events held by the date, the constituency's own
 and the organization-wide ones). With ``approval_required`` a person counts from the day a
-leader approved them; otherwise from the day they joined. Nobody merged as a duplicate
+leader approved them; otherwise from the day they joined (a pending person, a second
+sign-up with a known phone say, waits for a leader either way). Nobody merged as a duplicate
 counts; a removed person counts until the day they left."""
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import and_, exists, func, or_, select
 from sqlalchemy.orm import Session
 
 from ratify.accounts.models import StaffUser
@@ -82,7 +83,12 @@ class Criteria:
 
 
 def criteria_of(constituency: Constituency) -> Criteria:
-    stored = constituency.criteria or {}
+    return stored_criteria(constituency.criteria or {})
+
+
+def stored_criteria(stored: dict[str, Any]) -> Criteria:
+    """Criteria as ``Criteria.stored`` wrote them (on a constituency, or copied into a vote's
+    rule when its list was frozen)."""
     attended = stored.get("attended") or {}
     joined = stored.get("joined_before")
     return Criteria(
@@ -309,14 +315,16 @@ class Membership:
 
 
 def recent_events(db: Session, constituency: Constituency, on: date, count: int) -> list[uuid.UUID]:
-    """The last ``count`` events held on or before ``on``: the constituency's own and the
-    organization-wide ones."""
+    """The last ``count`` events held by ``on``: the constituency's own and the
+    organization-wide ones, before that day, and on the day itself once anyone's attendance
+    is recorded (a meeting that evening has not been missed by everyone that morning)."""
+    happened = exists(select(Attendance.id).where(Attendance.event_id == Event.id))
     stmt = (
         select(Event.id)
         .where(
             Event.organization_id == constituency.organization_id,
             or_(Event.constituency_id == constituency.id, Event.constituency_id.is_(None)),
-            Event.held_on <= on,
+            or_(Event.held_on < on, and_(Event.held_on == on, happened)),
         )
         .order_by(Event.held_on.desc(), Event.created_at.desc())
         .limit(count)
@@ -324,12 +332,24 @@ def recent_events(db: Session, constituency: Constituency, on: date, count: int)
     return list(db.scalars(stmt))
 
 
-def evaluate(db: Session, org: Organization, constituency: Constituency, on: date) -> Membership:
+def evaluate(
+    db: Session,
+    org: Organization,
+    constituency: Constituency,
+    on: date,
+    *,
+    criteria: Criteria | None = None,
+    approval_required: bool | None = None,
+) -> Membership:
     """Who met the constituency's criteria on ``on``, each with their reasons: three queries
-    whatever the constituency's size (its people, the recent events, attendance at them)."""
+    whatever the constituency's size (its people, the recent events, attendance at them).
+    ``criteria`` and ``approval_required``: as a vote froze them, instead of today's."""
     if constituency.organization_id != org.id:
         raise NotFound()
-    criteria = criteria_of(constituency)
+    if criteria is None:
+        criteria = criteria_of(constituency)
+    if approval_required is None:
+        approval_required = constituency.approval_required
     stmt = (
         select(
             ConstituencyMember.member_id,
@@ -383,7 +403,9 @@ def evaluate(db: Session, org: Organization, constituency: Constituency, on: dat
             reasons.append(NOT_YET_JOINED)
         elif status == PersonStatus.REJECTED:
             reasons.append(REJECTED)
-        elif constituency.approval_required and (approved_on is None or approved_on > on):
+        elif (approval_required or status == PersonStatus.PENDING) and (
+            approved_on is None or approved_on > on
+        ):  # a pending person waits for a leader either way (a second sign-up, say)
             reasons.append(NOT_APPROVED)
         if left_on is not None and left_on <= on:
             reasons.append(LEFT)

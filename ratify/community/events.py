@@ -90,6 +90,7 @@ METHOD_LABELS = {
 
 WRONG_CODE = N_("No event has this code: check it with the organizer.")
 CHECKIN_CLOSED = N_("Check-in for this event has closed.")
+CHECKIN_NOT_YET = N_("Check-in for this event opens on the day of the event.")
 # The same words whether the phone or email is unknown everywhere, known in another
 # organization, or known here but not on this event's list.
 NOT_ON_LIST = N_(
@@ -546,6 +547,14 @@ def checkin_closed(event: Event, now: datetime | None = None) -> bool:
     return (now or utcnow()) > event.checkin_closes_at
 
 
+def checkin_not_yet(db: Session, event: Event, now: datetime | None = None) -> bool:
+    """Before the event's day (in the organization's zone): a code on a flyer posted early
+    checks nobody in ahead of time."""
+    org = db.get(Organization, event.organization_id)
+    zone = ZoneInfo(org.timezone if org is not None else "UTC")
+    return (now or utcnow()).astimezone(zone).date() < event.held_on
+
+
 def _event_by_code(db: Session, org: Organization | None, code: str) -> Event | None:
     normalized = normalize_code(code)
     if len(normalized) != CODE_LENGTH or any(c not in CODE_ALPHABET for c in normalized):
@@ -583,6 +592,8 @@ def check_in(
         raise CheckinRefused(WRONG_CODE)
     if checkin_closed(event, now):
         raise CheckinRefused(CHECKIN_CLOSED)
+    if checkin_not_yet(db, event, now):
+        raise CheckinRefused(CHECKIN_NOT_YET)
     matches = _contact_filter(contact, phone_region)
     if matches is None:
         raise CheckinRefused(NO_CONTACT)

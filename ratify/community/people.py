@@ -41,7 +41,7 @@ from ratify.throttle import services as throttle
 
 DEFAULT_PHONE_REGION = str(Settings.__dataclass_fields__["phone_region"].default)  # "US"
 NAME_MAX = 100
-CHOICE_MAX = 200
+CHOICE_MAX = {"area": 200, "relationship": 100}  # the columns' lengths
 REASON_MAX = 500
 DEFAULT_CONSENT = N_(
     "I agree that the organizers keep my name and contact details to reach me about this "
@@ -139,8 +139,12 @@ def clean_person(
             if found is None:
                 errors[name] = unknown
             picked[name] = found or ""
-        elif len(value) > CHOICE_MAX:
-            errors[name] = N_("Use at most 200 characters.")
+        elif len(value) > CHOICE_MAX[name]:
+            errors[name] = (
+                N_("Use at most 200 characters.")
+                if CHOICE_MAX[name] == 200
+                else N_("Use at most 100 characters.")
+            )
         else:
             picked[name] = value
     language = fields.preferred_language.strip().lower()
@@ -302,6 +306,26 @@ def _new_member(db: Session, org: Organization, fields: PersonFields, number: st
     return member
 
 
+def _known_contact(db: Session, org: Organization, fields: PersonFields) -> bool:
+    """Whether a member of the organization (not merged away) has this phone or email."""
+    matches = [
+        column == value
+        for column, value in ((Member.phone, fields.phone), (Member.email, fields.email))
+        if value
+    ]
+    if not matches:
+        return False
+    merged = select(ConstituencyMember.member_id).where(
+        ConstituencyMember.status == PersonStatus.MERGED
+    )
+    found = db.scalar(
+        select(Member.id)
+        .where(Member.organization_id == org.id, or_(*matches), Member.id.not_in(merged))
+        .limit(1)
+    )
+    return found is not None
+
+
 def sign_up(
     db: Session,
     org: Organization,
@@ -321,9 +345,12 @@ def sign_up(
         raise NotFound()
     cleaned = clean_person(fields, constituency, phone_region=phone_region, signup=True)
     (number,) = fresh_member_numbers(db, org, 1)
+    # Someone already known by this phone or email waits for a leader even where the
+    # constituency asks for no approval: a second sign-up must not be a second voter.
+    known = _known_contact(db, org, cleaned)
     member = _new_member(db, org, cleaned, number)
     db.flush()
-    approved = not constituency.approval_required
+    approved = not constituency.approval_required and not known
     person = ConstituencyMember(
         constituency_id=constituency.id,
         member_id=member.id,
@@ -587,13 +614,29 @@ def _fold(
     decided: dict[str, object],
 ) -> None:
     """The duplicate's place in a constituency where the kept person has one too: the kept
-    one stays (approved if only the duplicate was), the duplicate's is marked merged."""
-    if duplicate.status == PersonStatus.APPROVED and kept.status == PersonStatus.PENDING:
-        kept.status = PersonStatus.APPROVED
+    one stays, with the earlier of the two dates it joined and was approved. A kept place
+    that had left or was rejected takes the duplicate's standing when the duplicate is
+    pending or approved: someone who left and signed up again is in again (from the day the
+    new sign-up says), never out of both. The duplicate's place is marked merged."""
+    active = (PersonStatus.PENDING, PersonStatus.APPROVED)
+    if duplicate.status in active and kept.status not in active:
+        kept.status = duplicate.status
+        kept.joined_on = duplicate.joined_on
         kept.approved_on = duplicate.approved_on
+        kept.left_on = None
+        kept.reason = ""
         kept.decided_by_id = decided["decided_by_id"]  # type: ignore[assignment]
         kept.decided_at = decided["decided_at"]  # type: ignore[assignment]
-    kept.joined_on = min(kept.joined_on, duplicate.joined_on)
+    else:
+        if duplicate.status == PersonStatus.APPROVED and kept.status == PersonStatus.PENDING:
+            kept.status = PersonStatus.APPROVED
+            kept.approved_on = duplicate.approved_on
+            kept.decided_by_id = decided["decided_by_id"]  # type: ignore[assignment]
+            kept.decided_at = decided["decided_at"]  # type: ignore[assignment]
+        elif duplicate.status == PersonStatus.APPROVED and kept.status == PersonStatus.APPROVED:
+            dates = [d for d in (kept.approved_on, duplicate.approved_on) if d is not None]
+            kept.approved_on = min(dates) if dates else None
+        kept.joined_on = min(kept.joined_on, duplicate.joined_on)
     kept.area = kept.area or duplicate.area
     kept.relationship = kept.relationship or duplicate.relationship
     kept.consented_at = kept.consented_at or duplicate.consented_at

@@ -242,7 +242,9 @@ def constituency_people(
         statuses=list(STATUSES),
         added=params.get("added") == "1",
         removed=params.get("removed") == "1",
-        imported=int(imported) if imported.isdigit() else None,
+        imported=int(imported)
+        if imported.isascii() and imported.isdigit() and len(imported) < 10
+        else None,
         errors=errors or {},
         values=values or {},
         **_labels(ctx),

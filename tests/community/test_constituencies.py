@@ -129,9 +129,12 @@ def test_approval_joining_and_leaving_are_read_as_of_the_date(db: Session) -> No
     assert later["Ann"] == () and later["Ben"] == (cons.NOT_APPROVED,)
     assert later["Di"] == (cons.LEFT,)
     assert "Ed" not in later  # a merged duplicate is not a person of its own
-    # Without approval, joining is enough.
+    # Without approval, joining is enough: Ann counts from the day she joined; Ben, still
+    # pending (held for a leader, a second sign-up say), waits either way.
     c.approval_required = False
-    assert _met(db, org, c, date(2026, 3, 2))["Ben"] == ()
+    unapproved = _met(db, org, c, date(2026, 1, 10))
+    assert unapproved["Ann"] == ()
+    assert _met(db, org, c, date(2026, 3, 2))["Ben"] == (cons.NOT_APPROVED,)
 
 
 def test_each_criterion_and_their_combination(db: Session) -> None:
