@@ -3,6 +3,7 @@ lettered, to a real SMTP server in the test process."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import replace
 from datetime import timedelta
@@ -587,3 +588,28 @@ def test_a_refusal_quoting_the_link_keeps_no_credential(
     credential = link.rsplit("/", 1)[1]
     assert bounced.last_error is not None and "[link]" in bounced.last_error
     assert credential not in bounced.last_error
+
+
+def test_a_worker_on_its_own_connections_marks_each_message_sent_and_leaves_the_pool_as_it_was(
+    live_sessions: sessionmaker[Session], settings: Settings, smtp_sink: SmtpSink
+) -> None:
+    """With a real engine (not the tests' outer transaction) the marks go through one
+    autocommitted connection per batch; on PostgreSQL it relaxes synchronous_commit for the
+    batch and puts it back before the connection returns to the pool."""
+    settings = mail_settings(settings, smtp_sink)
+    with unit_of_work(live_sessions) as db:
+        u, vote = open_vote_with_contacts(db, settings.secret_key)
+        queued_announcement(db, u, vote, reach=Reach.EMAIL)
+    box = outbox_for(live_sessions, settings, "w1")
+    send_everything(box)
+    assert len(smtp_sink.received) == 6
+    with live_sessions() as db:
+        assert {m.status for m in db.scalars(select(Message))} == {MessageStatus.SENT}
+        assert all(m.provider_id for m in db.scalars(select(Message)))
+        postgres = db.get_bind().dialect.name == "postgresql"
+    if postgres:
+        engine = live_sessions.kw["bind"]
+        with contextlib.ExitStack() as held:  # every connection the pool has, at once
+            conns = [held.enter_context(engine.connect()) for _ in range(engine.pool.size())]
+            found = {c.exec_driver_sql("SHOW synchronous_commit").scalar() for c in conns}
+        assert found == {"on"}
