@@ -44,10 +44,30 @@ def _validated(address: str) -> str | None:
     return checked.normalized.lower()
 
 
+# A North American number in its usual shapes: +1 312 555 0100, (312) 555-0100, 312.555.0100,
+# 3125550100. Its E.164 form is +1 and the ten digits; phonenumbers gives the same answer
+# (tests/test_contact.py checks the two agree), at a tenth of the cost: a 300,000-row roster's
+# phones took 9 s of its import's 15 s preview through the library alone.
+_NANP = re.compile(r"(\+1[ .-]?)?\(?([2-9]\d{2})\)?[ .-]?([2-9]\d{2})[ .-]?(\d{4})")
+
+
+@lru_cache(maxsize=64)
+def _nanp_region(region: str) -> bool:
+    return phonenumbers.country_code_for_region(region) == 1
+
+
 def normalize_phone(raw: str, region: str) -> str | None:
     """E.164 (+15551234567), or None when it is not a possible phone number."""
+    text = raw.strip()
+    fast = _NANP.fullmatch(text)
+    if fast and (fast[1] or _nanp_region(region)) and fast[0].count("(") == fast[0].count(")"):
+        return f"+1{fast[2]}{fast[3]}{fast[4]}"
+    return _parsed_phone(text, region)
+
+
+def _parsed_phone(text: str, region: str) -> str | None:
     try:
-        number = phonenumbers.parse(raw.strip(), region)
+        number = phonenumbers.parse(text, region)
     except phonenumbers.NumberParseException:
         return None
     if not phonenumbers.is_possible_number(number):

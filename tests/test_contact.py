@@ -33,3 +33,33 @@ def test_phones_become_e164_in_the_default_region() -> None:
     assert normalize_phone("(312) 555-0132", "US") == "+13125550132"
     assert normalize_phone("+44 20 7946 0958", "US") == "+442079460958"
     assert normalize_phone("12", "US") is None
+
+
+SEPARATOR = st.sampled_from(["", " ", "-", ".", "  ", "/", "–"])
+NANP_SHAPES = st.builds(
+    lambda plus, open_, area, close, s1, exchange, s2, line: (
+        f"{plus}{open_}{area}{close}{s1}{exchange}{s2}{line}"
+    ),
+    st.sampled_from(["", "+1", "+1 ", "+1-", "1", "1 ", "+", "+2", "001 "]),
+    st.sampled_from(["", "("]),
+    st.text(alphabet="0123456789", min_size=3, max_size=3),
+    st.sampled_from(["", ")"]),
+    SEPARATOR,
+    st.text(alphabet="0123456789", min_size=3, max_size=3),
+    SEPARATOR,
+    st.text(alphabet="0123456789", min_size=3, max_size=5),
+)
+
+
+@given(raw=NANP_SHAPES, region=st.sampled_from(["US", "CA", "GB", "FR", "MX", "JM"]))
+def test_the_north_american_fast_path_agrees_with_phonenumbers(raw: str, region: str) -> None:
+    from ratify.contact import _parsed_phone
+
+    assert normalize_phone(raw, region) == _parsed_phone(raw.strip(), region)
+
+
+@given(raw=st.text(alphabet="+()0123456789 .-x", max_size=18), region=st.sampled_from(["US", "GB"]))
+def test_any_phone_like_text_gets_the_libraries_answer(raw: str, region: str) -> None:
+    from ratify.contact import _parsed_phone
+
+    assert normalize_phone(raw, region) == _parsed_phone(raw.strip(), region)
