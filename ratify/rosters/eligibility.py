@@ -5,11 +5,14 @@ fast on a 300,000-member roster.
 
 from __future__ import annotations
 
+import gc
 import uuid
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from sqlalchemy import and_, func, null, select, text
 from sqlalchemy.orm import Session, aliased
@@ -193,6 +196,33 @@ def evaluate(db: Session, org: Organization, rule: EligibilityRule) -> Eligibili
     grace = org.dues_grace_months
     decisions: list[Decision] = []
     rows = db.connection().execute(stmt)  # Core rows: the ORM adds nothing to plain columns
+    with no_gc_pauses():
+        _decide(rows, rule, decisions, months_now, joined_by, grace)
+    return EligibilityPreview(rule, decisions)
+
+
+@contextmanager
+def no_gc_pauses() -> Iterator[None]:
+    """While 300,000 decisions are made: they hold no reference cycles, yet each batch of new
+    objects would have the cyclic collector scan all those made so far (0.6 s of a 2.5 s
+    preview on 300,000 members, bench/roster_import.py)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _decide(
+    rows: Any,
+    rule: EligibilityRule,
+    decisions: list[Decision],
+    months_now: int,
+    joined_by: date | None,
+    grace: int,
+) -> None:
     for (
         member_id,
         number,
@@ -244,4 +274,3 @@ def evaluate(db: Session, org: Organization, rule: EligibilityRule) -> Eligibili
                 member_id, number, f"{last}, {first}".strip(", "), unit_codes, tuple(reasons), note
             )
         )
-    return EligibilityPreview(rule, decisions)
