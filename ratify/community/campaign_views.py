@@ -13,6 +13,7 @@ from starlette.responses import Response
 
 from ratify.authz import PUBLIC, Permission
 from ratify.community import campaigns as svc
+from ratify.community import constituencies as cons
 from ratify.community.models import (
     Assessment,
     CommunityCampaign,
@@ -122,7 +123,7 @@ def _campaign_form(
     status_code: int = 200,
 ) -> Response:
     org = _org(ctx)
-    constituencies = svc.list_constituencies(ctx.db, org)
+    constituencies = cons.list_constituencies(ctx.db, org)
     if campaign is not None and campaign.constituency_id not in {c.id for c in constituencies}:
         constituencies.append(svc.constituency_of(ctx.db, campaign))  # archived since
     return ctx.render(

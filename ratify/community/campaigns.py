@@ -97,16 +97,6 @@ class CampaignFields:
     constituency_id: str  # as the form sent it
 
 
-def list_constituencies(db: Session, org: Organization) -> list[Constituency]:
-    """The constituencies a campaign may belong to (not archived)."""
-    stmt = (
-        select(Constituency)
-        .where(Constituency.organization_id == org.id, Constituency.archived_at.is_(None))
-        .order_by(Constituency.name)
-    )
-    return list(db.scalars(stmt))
-
-
 def _constituency(
     db: Session, org: Organization, value: str, *, current: uuid.UUID | None = None
 ) -> Constituency | None:

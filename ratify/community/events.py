@@ -42,6 +42,7 @@ from sqlalchemy.orm import Session
 
 from ratify.accounts.models import StaffUser
 from ratify.audit import services as audit
+from ratify.community import constituencies
 from ratify.community.models import (
     Attendance,
     AttendanceMethod,
@@ -188,26 +189,6 @@ def default_closing(held_on: date, timezone: str) -> datetime:
     return end.astimezone(UTC)
 
 
-def list_constituencies(db: Session, org: Organization) -> list[Constituency]:
-    """What an event may belong to: the organization's constituencies not archived."""
-    stmt = (
-        select(Constituency)
-        .where(Constituency.organization_id == org.id, Constituency.archived_at.is_(None))
-        .order_by(Constituency.name)
-    )
-    return list(db.scalars(stmt))
-
-
-def _constituency(db: Session, org: Organization, constituency_id: uuid.UUID) -> Constituency:
-    stmt = select(Constituency).where(
-        Constituency.id == constituency_id, Constituency.organization_id == org.id
-    )
-    found = db.execute(stmt).scalar_one_or_none()
-    if found is None:
-        raise NotFound()
-    return found
-
-
 def check_fields(db: Session, org: Organization, fields: EventFields) -> dict[str, str]:
     """Every problem at once (field -> message)."""
     errors: dict[str, str] = {}
@@ -219,7 +200,7 @@ def check_fields(db: Session, org: Organization, fields: EventFields) -> dict[st
         errors["location"] = N_("Use at most 200 characters.")
     if fields.constituency_id is not None:
         try:
-            _constituency(db, org, fields.constituency_id)
+            constituencies.get_constituency(db, org, fields.constituency_id)
         except NotFound:
             errors["constituency"] = N_("Choose one of the organization's constituencies.")
     if fields.checkin_closes_at is not None:

@@ -12,7 +12,7 @@ from starlette.responses import Response
 
 from ratify.accounts.views import client_address
 from ratify.authz import PUBLIC, Permission
-from ratify.community import events
+from ratify.community import constituencies, events
 from ratify.community.models import Event, EventKind
 from ratify.errors import N_, BadRequest, TooManyRequests
 from ratify.votes.forms import local_time, parse_local_time
@@ -234,7 +234,7 @@ def _form(
         event=event,
         values=values,
         errors={k: ctx.gettext(v) for k, v in (errors or {}).items()},
-        constituencies=events.list_constituencies(ctx.db, ctx.org),
+        constituencies=constituencies.list_constituencies(ctx.db, ctx.org),
         **_labels(ctx),
     )
 

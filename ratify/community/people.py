@@ -190,18 +190,6 @@ def constituency_for_signup(db: Session, code: str) -> tuple[Organization, Const
     return org, constituency
 
 
-def get_constituency(db: Session, org: Organization, constituency_id: uuid.UUID) -> Constituency:
-    """A constituency of *this* organization; anyone else's is 404."""
-    found = db.scalar(
-        select(Constituency).where(
-            Constituency.id == constituency_id, Constituency.organization_id == org.id
-        )
-    )
-    if found is None:
-        raise NotFound()
-    return found
-
-
 def get_person(
     db: Session, org: Organization, constituency: Constituency, person_id: uuid.UUID
 ) -> ConstituencyMember:

@@ -10,7 +10,7 @@ from starlette.responses import Response
 
 from ratify.accounts.views import client_address
 from ratify.authz import PUBLIC, Permission
-from ratify.community import people
+from ratify.community import constituencies, people
 from ratify.community.models import Constituency, ConstituencyMember, PersonStatus
 from ratify.errors import N_, NotFound, RatifyError
 from ratify.orgs.models import Organization
@@ -125,7 +125,7 @@ def join_submit(ctx: ViewContext) -> Response:
 
 def _constituency(ctx: ViewContext) -> Constituency:
     assert ctx.org is not None
-    return people.get_constituency(ctx.db, ctx.org, ctx.path_uuid("constituency_id"))
+    return constituencies.get_constituency(ctx.db, ctx.org, ctx.path_uuid("constituency_id"))
 
 
 def _person(ctx: ViewContext, constituency: Constituency) -> ConstituencyMember:
