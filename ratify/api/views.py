@@ -3,9 +3,6 @@ the admin page that makes and revokes its tokens."""
 
 from __future__ import annotations
 
-from datetime import date, datetime
-from zoneinfo import ZoneInfo
-
 from starlette.datastructures import UploadFile
 from starlette.responses import Response
 
@@ -37,7 +34,7 @@ from ratify.api.schemas import (
 from ratify.audit import services as audit
 from ratify.authz import Permission, Role
 from ratify.errors import N_, Forbidden, RatifyError
-from ratify.orgs.models import Organization
+from ratify.orgs.services import org_today
 from ratify.rosters import eligibility as elig
 from ratify.rosters import imports, queries
 from ratify.rosters import services as rosters
@@ -46,10 +43,6 @@ from ratify.web.routing import ViewContext, page
 
 API = "/api/v1/orgs/{slug}"
 SHOWN_ERRORS = 1000
-
-
-def org_today(org: Organization) -> date:
-    return datetime.now(ZoneInfo(org.timezone)).date()
 
 
 def record_export(ctx: ApiContext, action: str, object_type: str, data: dict[str, object]) -> None:

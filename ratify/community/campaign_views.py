@@ -4,9 +4,7 @@ demand by demand) and counter-proposals, the negotiation's thread, and the decis
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from starlette.datastructures import UploadFile
 from starlette.responses import Response
@@ -26,6 +24,7 @@ from ratify.community.models import (
 )
 from ratify.errors import N_, NotFound, RatifyError
 from ratify.orgs.models import Organization
+from ratify.orgs.services import org_today
 from ratify.votes import documents
 from ratify.votes.views import STATUS_LABELS as VOTE_STATUS_LABELS
 from ratify.web.forms import text_field
@@ -437,7 +436,7 @@ def _offer_values(ctx: ViewContext) -> dict[str, str]:
 
 
 def _today(org: Organization) -> str:
-    return datetime.now(ZoneInfo(org.timezone)).date().isoformat()
+    return org_today(org).isoformat()
 
 
 def offer_new(ctx: ViewContext) -> Response:

@@ -305,6 +305,7 @@ class Membership:
     on: date
     decisions: list[Decision]
     events_counted: int  # the recent events the attendance criterion looked at
+    attended: dict[uuid.UUID, int]  # member -> how many of those they attended
 
     @property
     def included(self) -> int:
@@ -429,22 +430,4 @@ def evaluate(
                 note if status in (PersonStatus.REJECTED, PersonStatus.REMOVED) else "",
             )
         )
-    return Membership(constituency, on, decisions, len(events))
-
-
-def attended_counts(
-    db: Session, constituency: Constituency, on: date, member_ids: list[uuid.UUID]
-) -> dict[uuid.UUID, int]:
-    """How many of the recent events (as the criterion counts them) each person attended."""
-    criteria = criteria_of(constituency)
-    if criteria.of_last is None or not member_ids:
-        return {}
-    events = recent_events(db, constituency, on, criteria.of_last)
-    if not events:
-        return {}
-    stmt = (
-        select(Attendance.member_id, func.count())
-        .where(Attendance.event_id.in_(events), Attendance.member_id.in_(member_ids))
-        .group_by(Attendance.member_id)
-    )
-    return {m: n for m, n in db.execute(stmt).all()}
+    return Membership(constituency, on, decisions, len(events), dict(attended))

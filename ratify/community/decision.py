@@ -15,9 +15,9 @@ from ratify.accounts.models import StaffUser
 from ratify.authz import Permission
 from ratify.community import campaigns
 from ratify.community.models import Offer
-from ratify.community.views import today_in
 from ratify.errors import N_, BadRequest
 from ratify.orgs.models import Organization
+from ratify.orgs.services import org_today
 from ratify.settings import LANGUAGES
 from ratify.votes import services as votes
 from ratify.votes.documents import MAX_SUMMARY_CHARS
@@ -82,7 +82,7 @@ def offer_decision_vote(ctx: ViewContext) -> Response:
         date=offer.made_on.isoformat(),
     )
     vote = create_decision_vote(
-        ctx.db, ctx.org, offer, actor=ctx.user, title=title, cutoff=today_in(ctx.org.timezone)
+        ctx.db, ctx.org, offer, actor=ctx.user, title=title, cutoff=org_today(ctx.org)
     )
     return ctx.redirect(ctx.org_url("vote_edit", vote_id=vote.id))
 

@@ -4,9 +4,8 @@ from the event's list; members check in on their phone with the event's short co
 from __future__ import annotations
 
 import uuid
-from datetime import date, datetime
+from datetime import date
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from starlette.responses import Response
 
@@ -15,6 +14,7 @@ from ratify.authz import PUBLIC, Permission
 from ratify.community import constituencies, events
 from ratify.community.models import Event, EventKind
 from ratify.errors import N_, BadRequest, TooManyRequests
+from ratify.orgs.services import org_today
 from ratify.votes.forms import local_time, parse_local_time
 from ratify.votes.services import within_years
 from ratify.web.forms import text_field
@@ -37,7 +37,7 @@ def events_list(ctx: ViewContext) -> Response:
 def event_new(ctx: ViewContext) -> Response:
     assert ctx.org is not None
     events.require_community(ctx.org)
-    today = datetime.now(ZoneInfo(ctx.org.timezone)).date()
+    today = org_today(ctx.org)
     return _form(ctx, None, {"kind": EventKind.MEETING.value, "held_on": today.isoformat()})
 
 

@@ -14,10 +14,9 @@ import secrets
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
-from zoneinfo import ZoneInfo
+from datetime import date, timedelta
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import Select, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from ratify.accounts.models import StaffUser
@@ -33,6 +32,7 @@ from ratify.contact import checked_contact
 from ratify.db import utcnow
 from ratify.errors import N_, BadRequest, Conflict, NotFound, TooManyRequests
 from ratify.orgs.models import Organization
+from ratify.orgs.services import org_today
 from ratify.rosters import imports as roster_files
 from ratify.rosters.models import Member
 from ratify.rosters.services import sort_name
@@ -76,10 +76,6 @@ class PersonInvalid(BadRequest):
     def __init__(self, errors: dict[str, str]) -> None:
         super().__init__(N_("Some fields need correcting."))
         self.errors = errors
-
-
-def org_today(org: Organization) -> date:
-    return datetime.now(ZoneInfo(org.timezone)).date()
 
 
 def _choice(value: str, choices: list[str]) -> str | None:
@@ -294,6 +290,13 @@ def _new_member(db: Session, org: Organization, fields: PersonFields, number: st
     return member
 
 
+def _merged_away() -> Select[uuid.UUID]:
+    """Members merged into another as duplicates: never offered or matched again."""
+    return select(ConstituencyMember.member_id).where(
+        ConstituencyMember.status == PersonStatus.MERGED
+    )
+
+
 def _known_contact(db: Session, org: Organization, fields: PersonFields) -> bool:
     """Whether a member of the organization (not merged away) has this phone or email."""
     matches = [
@@ -303,12 +306,9 @@ def _known_contact(db: Session, org: Organization, fields: PersonFields) -> bool
     ]
     if not matches:
         return False
-    merged = select(ConstituencyMember.member_id).where(
-        ConstituencyMember.status == PersonStatus.MERGED
-    )
     found = db.scalar(
         select(Member.id)
-        .where(Member.organization_id == org.id, or_(*matches), Member.id.not_in(merged))
+        .where(Member.organization_id == org.id, or_(*matches), Member.id.not_in(_merged_away()))
         .limit(1)
     )
     return found is not None
@@ -780,15 +780,12 @@ def queue(db: Session, org: Organization, constituency: Constituency) -> list[Qu
         matches.append(Member.email.in_(emails))
     if phones:
         matches.append(Member.phone.in_(phones))
-    merged_away = select(ConstituencyMember.member_id).where(
-        ConstituencyMember.status == PersonStatus.MERGED
-    )
     candidates = (
         list(
             db.scalars(
                 select(Member)
                 .where(Member.organization_id == org.id, or_(*matches))
-                .where(Member.id.not_in(merged_away))
+                .where(Member.id.not_in(_merged_away()))
                 .order_by(Member.sort_name, Member.member_number)
                 .limit(2000)
             )

@@ -14,6 +14,7 @@ from ratify.community import constituencies, people
 from ratify.community.models import Constituency, ConstituencyMember, PersonStatus
 from ratify.errors import N_, NotFound, RatifyError
 from ratify.orgs.models import Organization
+from ratify.orgs.services import org_today
 from ratify.rosters.imports import RowError
 from ratify.settings import LANGUAGES
 from ratify.web.forms import text_field
@@ -102,7 +103,7 @@ def join_submit(ctx: ViewContext) -> Response:
                 org,
                 constituency,
                 fields,
-                today=people.org_today(org),
+                today=org_today(org),
                 phone_region=ctx.app.settings.phone_region,
             )
     except people.PersonInvalid as exc:

@@ -3,9 +3,8 @@ sign-up link), and who met its criteria on any date, with each person's reasons.
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from starlette.responses import Response
 
@@ -13,14 +12,11 @@ from ratify.authz import Permission
 from ratify.community import constituencies as cons
 from ratify.community.models import Constituency
 from ratify.errors import N_
+from ratify.orgs.services import org_today
 from ratify.web.forms import text_field
 from ratify.web.routing import ViewContext, page
 
 PER_PAGE = 100
-
-
-def today_in(timezone: str) -> date:
-    return datetime.now(ZoneInfo(timezone)).date()
 
 
 def _lines(value: str) -> list[str]:
@@ -165,7 +161,7 @@ def constituency_detail(ctx: ViewContext) -> Response:
     """The definition, and who met it on a date (today unless asked), with reasons."""
     assert ctx.org is not None
     constituency = cons.get_constituency(ctx.db, ctx.org, ctx.path_uuid("constituency_id"))
-    today = today_in(ctx.org.timezone)
+    today = org_today(ctx.org)
     asked = ctx.request.query_params.get("on", "")
     on, error = today, None
     if asked:
@@ -181,7 +177,6 @@ def constituency_detail(ctx: ViewContext) -> Response:
     elif show == "not_met":
         decisions = [d for d in decisions if not d.eligible]
     shown = decisions[:PER_PAGE]
-    attended = cons.attended_counts(ctx.db, constituency, on, [d.member_id for d in shown])
     reasons = {k: ctx.gettext(v) for k, v in cons.REASONS.items()}
     return ctx.render(
         "community/constituency.html",
@@ -192,7 +187,7 @@ def constituency_detail(ctx: ViewContext) -> Response:
         membership=membership,
         decisions=shown,
         total_shown=len(decisions),
-        attended=attended,
+        attended=membership.attended,
         reason_labels=reasons,
         excluded=sorted(membership.excluded_by_reason().items(), key=lambda kv: -kv[1]),
         on=on,

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import re
-from zoneinfo import available_timezones
+from datetime import date, datetime
+from zoneinfo import ZoneInfo, available_timezones
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -16,6 +17,11 @@ from ratify.settings import LANGUAGES
 
 NAME_MAX = 200
 SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+
+
+def org_today(org: Organization) -> date:
+    """Today's date where the organization is (its time zone), as its people date things."""
+    return datetime.now(ZoneInfo(org.timezone)).date()
 
 
 def create_organization(

@@ -13,7 +13,6 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from markupsafe import escape
 from sqlalchemy import func, or_, select, update
@@ -27,6 +26,7 @@ from ratify.db import utcnow
 from ratify.errors import N_, BadRequest, Conflict, NotFound, RatifyError
 from ratify.jobs.models import Job, JobStatus
 from ratify.orgs.models import Organization
+from ratify.orgs.services import org_today
 from ratify.rosters import services as rosters
 from ratify.rosters.eligibility import EligibilityRule
 from ratify.rosters.models import BargainingUnit
@@ -740,19 +740,14 @@ def _check_schedulable(db: Session, vote: Vote) -> None:
             raise Conflict(
                 N_("The offer was withdrawn or superseded: this vote can no longer be scheduled.")
             )
-        today = datetime.now(ZoneInfo(_zone_of(db, vote))).date()
-        if vote.cutoff is not None and vote.cutoff > today:
+        org = db.get_one(Organization, vote.organization_id)
+        if vote.cutoff is not None and vote.cutoff > org_today(org):
             raise BadRequest(
                 N_("The cutoff date is still to come: who meets the criteria is known by then.")
             )
     assert vote.closes_at is not None
     if vote.closes_at <= utcnow():
         raise BadRequest(N_("The window has already closed: set a later closing time."))
-
-
-def _zone_of(db: Session, vote: Vote) -> str:
-    org = db.get(Organization, vote.organization_id)
-    return org.timezone if org is not None else "UTC"
 
 
 def request_schedule(

@@ -28,6 +28,7 @@ from ratify.community.models import (
     PersonStatus,
 )
 from ratify.orgs.models import Organization
+from ratify.orgs.services import org_today
 from ratify.rosters.models import Member
 from ratify.settings import Settings
 from ratify.votes import services as votes
@@ -74,7 +75,7 @@ def community(live_sessions: sessionmaker[Session]) -> Community:
             criteria={"areas": [AREA], "attended": {"at_least": 1, "of_last": 1}},
             approval_required=True,
         )
-        today = people.org_today(org)
+        today = org_today(org)
         event = events.create_event(
             db,
             org,
@@ -221,7 +222,7 @@ def open_decision(
         offer = campaigns.get_offer(db, org, c.offer_id)
         vote = create_decision_vote(
             db, org, offer, actor=leader, title="Repairs now: the offer",
-            cutoff=people.org_today(org),
+            cutoff=org_today(org),
         )  # fmt: skip
         opens = datetime.now(UTC) + timedelta(hours=1)
         votes.update_vote(db, org, vote, actor=leader, fields=replace(

@@ -14,6 +14,7 @@ from ratify.audit.models import AuditEvent
 from ratify.authz import Role
 from ratify.community import people
 from ratify.community.models import ConstituencyMember, PersonSource, PersonStatus
+from ratify.orgs.services import org_today
 from ratify.rosters.models import Member
 from tests.community.support import make_community, make_constituency, make_leader
 from tests.helpers import csrf_from, login
@@ -69,7 +70,7 @@ def test_a_leader_adds_someone_approved_at_once(db: Session, client) -> None:
     assert response.headers["location"].endswith("/people?added=1")
     ((person, member),) = _places(db, c)
     assert person.status == PersonStatus.APPROVED and person.source == PersonSource.LEADER
-    assert person.approved_on == person.joined_on == people.org_today(org)
+    assert person.approved_on == person.joined_on == org_today(org)
     assert person.decided_by_id == leader.id and person.consented_at is None
     assert (member.first_name, member.last_name) == ("Fannie Lou", "Hamer")
     assert db.scalar(select(func.count()).where(AuditEvent.action == "constituency.person_added"))
@@ -126,7 +127,7 @@ def test_removing_someone_needs_a_reason_and_keeps_them_listed_as_left(db: Sessi
     assert response.status_code == 303
     db.refresh(person)
     assert person.status == PersonStatus.REMOVED
-    assert person.left_on == people.org_today(org) and person.reason == "Moved away"
+    assert person.left_on == org_today(org) and person.reason == "Moved away"
     assert client.post(url, data={"csrf_token": token, "reason": "again"}).status_code == 409
     page = client.get(f"{_base(org, c)}/people?status=removed").text
     assert "Soon, Leaving" in page and "Moved away" in page
@@ -164,7 +165,7 @@ def test_import_happy_path(db: Session, client) -> None:
     )  # fmt: skip
     bayard, bayard_m = rows["Rustin"]
     assert (bayard.area, bayard.relationship) == ("3 Oak Ave", "worker")  # leaders' spelling
-    assert bayard.joined_on == people.org_today(org)
+    assert bayard.joined_on == org_today(org)
     assert bayard_m.member_number != ella_m.member_number
     event = db.scalars(
         select(AuditEvent).where(AuditEvent.action == "constituency.people_imported")

@@ -25,6 +25,7 @@ from ratify.community.models import (
 )
 from ratify.errors import BadRequest, Conflict
 from ratify.orgs.models import Organization
+from ratify.orgs.services import org_today
 from ratify.rosters.models import Member
 from tests.community.support import make_community, make_constituency, make_leader
 from tests.helpers import csrf_from, login
@@ -137,7 +138,7 @@ def test_approve_from_the_queue(db: Session, client) -> None:
     assert response.headers["location"].endswith("/queue?done=approved")
     db.refresh(person)
     assert person.status == PersonStatus.APPROVED
-    assert person.approved_on == people.org_today(org)
+    assert person.approved_on == org_today(org)
     assert person.decided_by_id == leader.id
     event = db.scalars(
         select(AuditEvent).where(AuditEvent.action == "constituency.person_approved")

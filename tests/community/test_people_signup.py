@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from ratify.audit.models import AuditEvent
 from ratify.community import people
 from ratify.community.models import ConstituencyMember, PersonSource, PersonStatus
+from ratify.orgs.services import org_today
 from ratify.rosters.models import Member
 from ratify.throttle.models import ThrottleHit
 from tests.community.support import make_community, make_constituency
@@ -82,7 +83,7 @@ def test_sign_up_waits_for_approval_then_is_approved(db: Session, client) -> Non
     assert person.status == PersonStatus.PENDING
     assert person.source == PersonSource.SIGNUP
     assert person.approved_on is None and person.consented_at is not None
-    assert person.joined_on == people.org_today(org)
+    assert person.joined_on == org_today(org)
     assert (person.area, person.relationship) == ("12 Elm St", "tenant")
     assert member.organization_id == org.id
     assert (member.first_name, member.last_name, member.sort_name) == (
@@ -106,7 +107,7 @@ def test_sign_up_without_approval_counts_at_once(db: Session, client) -> None:
     assert "You are now a member of" in response.text
     ((person, member),) = _people(db, c)
     assert person.status == PersonStatus.APPROVED
-    assert person.approved_on == person.joined_on == people.org_today(org)
+    assert person.approved_on == person.joined_on == org_today(org)
     assert member.email == "rosa@example.org"
 
 
