@@ -79,7 +79,7 @@ from ratify.votes.models import (
     VoterStatus,
     VoteStatus,
 )
-from ratify.votes.services import BLANK, Threshold, threshold_of
+from ratify.votes.services import BLANK, YES_NO_KINDS, Threshold, threshold_of
 from ratify.votes.voters import AGGREGATE_GROUP, SMALL_GROUP
 
 RESULT_VERSION = 1
@@ -225,7 +225,7 @@ def decide(
         quorum_met = ballots >= quorum_needed
     option: str | None
     tied: tuple[str, ...]
-    if kind in (VoteKind.RATIFICATION, VoteKind.OFFER_DECISION):
+    if kind in YES_NO_KINDS:
         option, against = real[0], real[1]
         votes_for = counts.get(option, 0)
         tied = (option, against) if votes_for == counts.get(against, 0) else ()
