@@ -241,10 +241,10 @@ async def cast_storm(
 def pool_size(dsn: str, workers: int, chosen: int) -> tuple[int, int, int]:
     """(pool size per app process, PostgreSQL's max_connections, connections in use).
 
-    Each process may open its pool and as many again (``ratify.db``), so 4 workers at the
-    default of 10 may hold 80 connections: past the 100 of a stock PostgreSQL with a few other
-    clients, and a cast that cannot connect is a 500. Unless ``chosen``, the pool is sized so
-    that all the workers together hold at most half of max_connections (and at most 10)."""
+    Each process runs at most its pool's size of requests at once, each on one connection
+    (``ratify.web.routing.view_threads``), and opens more only past that for the worker's
+    few. Unless ``chosen``, the pool is sized so that all the workers together hold at most
+    half of max_connections (and at most 10): a stock PostgreSQL's 100 has other clients."""
     import psycopg
 
     with psycopg.connect(dsn) as conn:
@@ -253,7 +253,7 @@ def pool_size(dsn: str, workers: int, chosen: int) -> tuple[int, int, int]:
         ).fetchone()
     assert row is not None
     limit, in_use = int(row[0]), int(row[1])
-    return chosen or max(1, min(10, limit // 2 // (2 * workers))), limit, in_use
+    return chosen or max(1, min(10, limit // 2 // workers)), limit, in_use
 
 
 def _tally(counter: Counter[int]) -> str:
@@ -282,8 +282,8 @@ def run(url: str, args: argparse.Namespace) -> int:
     pool, limit, in_use = pool_size(dsn, args.workers, args.pool_size)
     env["RATIFY_DB_POOL_SIZE"] = str(pool)
     print(
-        f"RATIFY_DB_POOL_SIZE={pool}: {args.workers} workers x up to {2 * pool} connections"
-        f" (the pool and as many again) = {2 * pool * args.workers}, of PostgreSQL's"
+        f"RATIFY_DB_POOL_SIZE={pool}: {args.workers} workers x {pool} connections"
+        f" = {pool * args.workers}, of PostgreSQL's"
         f" max_connections {limit} ({in_use} in use at start)"
     )
     with load.server("ratify", command, env, port, workers=args.workers):
@@ -363,7 +363,7 @@ def main() -> None:
         "--pool-size",
         type=int,
         default=0,
-        help="RATIFY_DB_POOL_SIZE of the app (default: workers x 2 x pool <= max_connections / 2)",
+        help="RATIFY_DB_POOL_SIZE of the app (default: workers x pool <= max_connections / 2)",
     )
     parser.add_argument("--concurrency", type=int, default=32, help="clients signing voters in")
     parser.add_argument(

@@ -95,7 +95,7 @@ def create_db_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> En
         hide_parameters=True,
         pool_size=pool_size,
         max_overflow=pool_size,
-        pool_pre_ping=True,
+        pool_pre_ping=False,
         pool_recycle=1800,
     )
 

@@ -139,7 +139,10 @@ class Settings:
     )
     db_pool_size: int = field(
         default=10,
-        metadata=_doc("RATIFY_DB_POOL_SIZE", "PostgreSQL connections kept per process."),
+        metadata=_doc(
+            "RATIFY_DB_POOL_SIZE",
+            "PostgreSQL connections kept per process, and how many requests it runs at once.",
+        ),
     )
     import_background_rows: int = field(
         default=5000,

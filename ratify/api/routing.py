@@ -17,9 +17,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
 
+from anyio import to_thread
 from pydantic import BaseModel, ValidationError
 from sqlalchemy.orm import Session
-from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
@@ -34,7 +34,7 @@ from ratify.errors import N_, BadRequest, Forbidden, NotFound, RatifyError
 from ratify.orgs import services as orgs
 from ratify.orgs.models import Organization
 from ratify.web.i18n import choose_language
-from ratify.web.routing import SAFE_METHODS, AppState, limited_body, read_form
+from ratify.web.routing import SAFE_METHODS, AppState, limited_body, read_form, view_threads
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -152,7 +152,9 @@ class ApiRoute(Route):
                     form = await _read_upload(request, state, max_bytes)
                 else:
                     raw = await read_body(request, max_bytes)
-            return await run_in_threadpool(self._run, request, state, secret, raw, form)
+            return await to_thread.run_sync(
+                self._run, request, state, secret, raw, form, limiter=view_threads(state.settings)
+            )
         except ClientDisconnect:
             return Response(status_code=400)  # nobody is listening any more
         except RatifyError as exc:

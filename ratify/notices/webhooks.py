@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import structlog
+from anyio import to_thread
 from sqlalchemy import delete
 from sqlalchemy.orm import Session
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -22,7 +22,7 @@ from ratify.authz import Access
 from ratify.db import insert_ignoring_conflicts, unit_of_work, utcnow
 from ratify.notices import sms
 from ratify.notices.models import SmsOptOut
-from ratify.web.routing import AppState, read_form
+from ratify.web.routing import AppState, read_form, view_threads
 
 log = structlog.get_logger("ratify.notices")
 EMPTY_REPLY = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
@@ -69,7 +69,7 @@ async def sms_reply(request: Request) -> Response:
             with unit_of_work(state.sessions) as db:
                 return record_reply(db, phone, params.get("Body", ""))
 
-        intent = await run_in_threadpool(apply)
+        intent = await to_thread.run_sync(apply, limiter=view_threads(state.settings))
         if intent:
             log.info("sms.reply", intent=intent)  # the phone itself is not logged
         return Response(EMPTY_REPLY, media_type="text/xml")

@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
+from anyio import CapacityLimiter, to_thread
 from argon2 import PasswordHasher
 from sqlalchemy.orm import Session, sessionmaker
-from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData, UploadFile
 from starlette.exceptions import HTTPException
 from starlette.formparsers import FormParser, MultiPartException, MultiPartParser
@@ -200,7 +200,9 @@ class RatifyRoute(Route):
                 return Response(status_code=400)  # nobody is listening any more
             check_csrf(request, form, state.settings)
         try:
-            return await run_in_threadpool(self._run, request, state, form)
+            return await to_thread.run_sync(
+                self._run, request, state, form, limiter=view_threads(state.settings)
+            )
         except (RatifyError, HTTPException):
             raise
         except Exception as exc:
@@ -263,6 +265,17 @@ class RatifyRoute(Route):
         for name in ctx.deleted_cookies:
             response.delete_cookie(name, path="/", httponly=True, samesite="lax", secure=secure)
         return response
+
+
+def view_threads(settings: Settings) -> CapacityLimiter:
+    """The threads views run in: this event loop's own, as many as the process keeps pooled
+    database connections. A view holds one connection from its first statement to its
+    commit, so more threads than that would wait for the pool, or (past its overflow) open
+    a connection for one request and close it after, a new PostgreSQL backend each time."""
+    limiter = to_thread.current_default_thread_limiter()
+    if limiter.total_tokens != settings.db_pool_size:
+        limiter.total_tokens = settings.db_pool_size
+    return limiter
 
 
 def page(

@@ -7,6 +7,7 @@ from dataclasses import replace
 
 import pytest
 from sqlalchemy import create_engine
+from sqlalchemy.pool import NullPool
 from starlette.testclient import TestClient
 
 from ratify.app import create_app
@@ -48,3 +49,37 @@ def test_a_pool_with_no_connection_free_answers_503(base_settings: Settings, eng
     finally:
         held.close()
         tight.dispose()
+
+
+@pytest.mark.postgres_only
+def test_the_app_recovers_by_itself_when_its_connections_are_cut(
+    base_settings: Settings, database_urls: dict[str, str]
+) -> None:
+    """Pooled connections are not pinged before each use (a round trip per request): when
+    the server has dropped them (a restart, a failover), the first request to meet a dead one
+    answers 503, the pool throws all of its connections away, and the next request is served
+    on a fresh one, without restarting the app."""
+    from ratify.db import create_db_engine
+
+    url = database_urls["live"] + "?application_name=ratify_recovery_test"
+    app_engine = create_db_engine(url, pool_size=2)
+    app = create_app(
+        replace(base_settings, database_url=url), sessions=make_sessionmaker(app_engine)
+    )
+    link = "/v/" + "A" * 26  # well formed, so it is looked up: unknown, so 404
+    try:
+        with TestClient(app, raise_server_exceptions=False) as client:
+            assert client.get(link).status_code == 404
+            assert app_engine.pool.checkedin() >= 1  # pooled, and about to be cut
+            admin_engine = create_engine(database_urls["live"], poolclass=NullPool)
+            with admin_engine.connect() as admin:
+                cut = admin.exec_driver_sql(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                    " WHERE application_name = 'ratify_recovery_test'"
+                ).scalar()
+            assert cut >= 1
+            answers = [client.get(link).status_code for _ in range(3)]
+        assert answers[0] in (404, 503), answers  # never a 500
+        assert answers[1:] == [404, 404], answers
+    finally:
+        app_engine.dispose()
