@@ -13,7 +13,7 @@ frozen) and open. Starts the app (`ratify serve --workers 2`) on a free loopback
   POST /v/cast requests are fired: casts/s and p50/p99.
 
 Then, after resetting the voters, ballots and receipts, a minimal Starlette app defined here
-(served the same way: uvicorn, 2 workers) whose POST endpoint does the raw cast transaction on
+(served the same way: `ratify.serving.run`, uvicorn with 2 workers) whose POST endpoint does the raw cast transaction on
 psycopg (conditional voter update, ballot insert, receipt insert, commit), over the same voters
 at the same concurrency. Prints the ratio of the two throughputs, which is the figure that
 matters on a shared, noisy machine, and checks that ballots = receipts = voters marked voted =
@@ -151,8 +151,21 @@ def _make_raw_app() -> Any:
 
 
 def raw_app_factory() -> Any:
-    """What uvicorn's workers import: ``cast_load:raw_app_factory --factory``."""
+    """What uvicorn's workers import: ``cast_load:raw_app_factory``."""
     return _make_raw_app()
+
+
+def serve_raw(port: int) -> None:
+    """The raw app, served as ``ratify serve`` serves Ratify: ``ratify.serving.run`` (uvicorn,
+    with TCP_NODELAY kept on every connection), WORKERS workers, no access log."""
+    from ratify import serving
+
+    sys.path.insert(0, str(ROOT / "bench"))
+    serving.run(
+        "cast_load:raw_app_factory", factory=True, host="127.0.0.1", port=port,
+        workers=WORKERS, access_log=False, server_header=False, proxy_headers=False,
+        log_level="warning",
+    )  # fmt: skip
 
 
 # -- the load client ---------------------------------------------------------------------------
@@ -877,7 +890,7 @@ def run(url: str, args: argparse.Namespace) -> int:
     for v in whole:
         v.receipt = ""
     port = free_port()
-    raw = [sys.executable, "-m", "uvicorn", "cast_load:raw_app_factory", "--factory", "--app-dir", str(ROOT / "bench"), "--host", "127.0.0.1", "--port", str(port), "--workers", str(WORKERS), "--no-access-log", "--no-server-header", "--no-proxy-headers", "--log-level", "warning"]  # fmt: skip
+    raw = [sys.executable, __file__, "--serve-raw", str(port)]
     with server("raw", raw, {"RAW_CAST_DSN": dsn}, port):
         raw_phase = Phase("Raw endpoint, cast transaction on psycopg (same voters as the cast-only half)")  # fmt: skip
         asyncio.run(run_clients(port, raw_phase, alone, c, raw_caster(vote_id), args.reuse))
@@ -924,7 +937,11 @@ def main() -> None:
         "--one-address", action="store_true",
         help="send every voter from 127.0.0.1 (no X-Forwarded-For): one NAT for everybody",
     )  # fmt: skip
+    parser.add_argument("--serve-raw", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.serve_raw:
+        serve_raw(args.serve_raw)
+        return
     if args.voters < 2 or args.concurrency < 1:
         parser.error("--voters must be 2 or more and --concurrency 1 or more")
     status = 1

@@ -5,6 +5,7 @@ Every command reads the same ``RATIFY_*`` settings as the app.
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
 import subprocess
@@ -112,7 +113,7 @@ def serve(
     only then are its X-Forwarded-For and X-Forwarded-Proto headers believed, so throttling
     sees the real client and cookies know the request came over https.
     """
-    import uvicorn
+    from ratify import serving
 
     if trusted_proxies is not None:
         # Read by every app process uvicorn starts, as all settings are.
@@ -136,7 +137,7 @@ def serve(
             [sys.executable, "-m", "ratify", "worker", "--exit-with-parent"], env=environment
         )
     try:
-        uvicorn.run(
+        serving.run(
             "ratify.cli:app_factory",
             factory=True,
             host=host,
@@ -161,7 +162,13 @@ def app_factory() -> Any:
 
     settings = _settings()
     configure_logging(settings)
-    return create_app(settings)
+    app = create_app(settings)
+    # What is loaded by now (modules, templates, routes, compiled statements) lives as long
+    # as the process: out of the collector's sight, so that its full passes, which a busy
+    # vote triggers again and again, need not walk it each time.
+    gc.collect()
+    gc.freeze()
+    return app
 
 
 @main.command()
