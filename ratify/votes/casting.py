@@ -23,7 +23,19 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Table, Update, bindparam, delete, exists, func, insert, or_, select, update
+from sqlalchemy import (
+    Select,
+    Table,
+    Update,
+    bindparam,
+    delete,
+    exists,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.orm import Session
 
 from ratify.accounts.models import StaffUser
@@ -335,6 +347,40 @@ _BALLOT = insert(table(Ballot))
 _RECEIPT = insert(table(Receipt))
 
 
+def _one_statement_cast() -> Select[tuple[str]]:
+    """PostgreSQL: the same three writes in one statement, one round trip instead of three.
+    The ballot and the receipt are inserted from what the conditional update returned, so
+    when it matches nothing (voted already, reissued, closed) neither is written, and the
+    statement returns no row. PostgreSQL runs every data-modifying WITH clause once, to
+    completion, whether or not the main query reads it. (``mixed`` takes its server default,
+    false, in both tables.)"""
+    marked = _MARK_VOTED.returning(_voters.c.vote_id).cte("marked")
+    ballots, receipts = table(Ballot), table(Receipt)
+    ballot = insert(ballots).from_select(
+        ["id", "vote_id", "tally_group", "choice"],
+        select(
+            bindparam("c_id", type_=ballots.c.id.type),
+            marked.c.vote_id,
+            marked.c.tally_group,
+            bindparam("c_choice", type_=ballots.c.choice.type),
+        ),
+        include_defaults=False,
+    )
+    receipt = insert(receipts).from_select(
+        ["code", "vote_id", "tally_group"],
+        select(
+            bindparam("c_code", type_=receipts.c.code.type),
+            marked.c.vote_id,
+            marked.c.tally_group,
+        ),
+        include_defaults=False,
+    )
+    return select(marked.c.tally_group).add_cte(ballot.cte("ballot"), receipt.cte("receipt"))
+
+
+_CAST = _one_statement_cast()
+
+
 def cast(db: Session, seat: Seat, choice: str) -> str:
     """Cast a ballot and return its receipt code (shown once, stored nowhere beside the
     voter). One transaction, three writes and no read before them (rule 2): the conditional
@@ -346,15 +392,22 @@ def cast(db: Session, seat: Seat, choice: str) -> str:
         raise BadRequest(N_("Choose one of the options on the ballot."))
     now = utcnow()
     conn = db.connection()
+    code = new_receipt_code()
+    if conn.dialect.name == "postgresql":
+        written = {"c_id": uuid.uuid4(), "c_choice": choice, "c_code": code}
+        group = conn.execute(_CAST, {**spent(seat, now), **written}).scalar()
+        if group is None:
+            _refuse(db, seat)
+            raise AlreadyVoted()  # by another request with the same credential, just now
+        return code
     group = conn.execute(_MARK_VOTED, spent(seat, now)).scalar()
     if group is None:
         _refuse(db, seat)
-        raise AlreadyVoted()  # by another request with the same credential, just now
+        raise AlreadyVoted()
     conn.execute(
         _BALLOT,
         {"id": uuid.uuid4(), "vote_id": seat.vote_id, "tally_group": group, "choice": choice},
     )
-    code = new_receipt_code()
     conn.execute(_RECEIPT, {"code": code, "vote_id": seat.vote_id, "tally_group": group})
     return code
 

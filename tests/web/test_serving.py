@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import multiprocessing
 import socket
 
@@ -31,7 +32,9 @@ def _accepted_nodelay(listener: socket.socket) -> int:
             writer.close()
             server.close()
 
-    return asyncio.run(main())
+    # In a thread of its own: a browser test's driver may hold this thread's event loop.
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, main()).result(timeout=30)
 
 
 def _in_worker(listener: socket.socket, answer: multiprocessing.Queue) -> None:  # type: ignore[type-arg]

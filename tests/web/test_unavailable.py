@@ -3,6 +3,7 @@ the API a JSON 503, both with Retry-After; nothing is written, and nothing crash
 
 from __future__ import annotations
 
+import os
 from dataclasses import replace
 
 import pytest
@@ -51,6 +52,9 @@ def test_a_pool_with_no_connection_free_answers_503(base_settings: Settings, eng
         tight.dispose()
 
 
+@pytest.mark.skipif(
+    os.environ.get("RATIFY_TEST_DB", "sqlite") != "postgresql", reason="a database server"
+)
 @pytest.mark.postgres_only
 def test_the_app_recovers_by_itself_when_its_connections_are_cut(
     base_settings: Settings, database_urls: dict[str, str]
