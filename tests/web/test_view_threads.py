@@ -3,12 +3,13 @@ more would only queue for the pool, or open and close a connection per request p
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
 import threading
 import time
 from dataclasses import replace
 
-import anyio
+import structlog
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.responses import PlainTextResponse, Response
 
@@ -28,8 +29,12 @@ def test_views_run_in_no_more_threads_than_pooled_connections(
     running = 0
     most = 0
 
+    request_ids: set[str] = set()
+
     def slow(ctx: ViewContext) -> Response:
         nonlocal running, most
+        # The request's logging context came along into the thread.
+        request_ids.add(structlog.contextvars.get_contextvars()["request_id"])
         with lock:
             running += 1
             most = max(most, running)
@@ -62,12 +67,11 @@ def test_views_run_in_no_more_threads_than_pooled_connections(
         await app(scope, receive, send)  # type: ignore[arg-type]
 
     async def burst() -> None:
-        async with anyio.create_task_group() as group:
-            for _ in range(12):
-                group.start_soon(one)
+        await asyncio.gather(*(one() for _ in range(12)))
 
     # In a thread of its own: a browser test's driver may hold this thread's event loop.
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        pool.submit(anyio.run, burst).result(timeout=60)
+        pool.submit(asyncio.run, burst()).result(timeout=60)
     assert statuses == [200] * 12
     assert most == 3  # all three used, and never a fourth
+    assert len(request_ids) == 12  # each view logs under its own request's id
