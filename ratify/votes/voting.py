@@ -91,10 +91,13 @@ def _language(ctx: ViewContext, languages: Sequence[str], preferred: str = "") -
 def member_page(
     ctx: ViewContext, template: str, status_code: int = 200, **context: Any
 ) -> Response:
-    """A member's page: none of the staff navigation, in the ballot's language."""
+    """A member's page: none of the staff navigation, in the ballot's language. Nor the
+    footer's form for the site's language: the link and ballot pages offer the vote's own
+    languages instead, and that form, sent from a page a POST answered (the review, the
+    receipt), would lead back to an address that only takes a POST."""
     return ctx.render(
         template, status_code, user=None, org=None, role=None, language_names=LANGUAGE_NAMES,
-        **context,
+        languages=(), **context,
     )  # fmt: skip
 
 

@@ -651,3 +651,26 @@ def test_a_counted_or_certified_votes_sheet_is_kept_too(db: Session, settings) -
         assert sheets.kept(vote_id) is None
         assert sheets.sheet(db, vote_id).title == title
         assert sheets.kept(vote_id) is not None
+
+
+def test_member_pages_offer_the_votes_languages_not_the_sites_language_form(
+    db: Session, client, settings
+) -> None:  # type: ignore[no-untyped-def]
+    """The footer's site-language form would send a member from the review or the receipt
+    (pages a POST answered) back to an address that takes only a POST: member pages leave
+    it out (the link and ballot pages link to the vote's own languages instead)."""
+    u = make_union(db)
+    vote = open_vote(db, u, settings.secret_key, second_factor=SecondFactor.NONE)
+    link = link_of(settings.secret_key, voter(db, vote, "1001"))
+    opened = client.get(link)
+    assert opened.status_code == 200 and 'action="/language"' not in opened.text
+    assert sign_in(client, link, "").status_code == 303
+    token = csrf_from(client, "/v/ballot")
+    form = {"csrf_token": token, "choice": MARKS["yes"]}
+    for path in ("/v/review", "/v/cast"):
+        page = client.post(path, data=form)
+        assert page.status_code == 200, path
+        assert 'action="/language"' not in page.text, path
+    assert "receipt" in page.text
+    # Where that form would have led: read as a (bad) voting link.
+    assert client.get("/v/cast").status_code == 404
