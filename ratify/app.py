@@ -86,7 +86,7 @@ def routes() -> list[BaseRoute]:
 def create_app(settings: Settings, *, sessions: sessionmaker[Session] | None = None) -> Starlette:
     if sessions is None:
         sessions = make_sessionmaker(
-            create_db_engine(settings.database_url, pool_size=settings.db_pool_size)
+            create_db_engine(settings.database_url, pool_size=settings.db_pool_size, pre_ping=False)
         )
     state = AppState(
         settings=settings,

@@ -72,8 +72,16 @@ class UUIDPrimaryKey:
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
 
 
-def create_db_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> Engine:
-    """An engine tuned for its database: WAL, foreign keys and a busy timeout on SQLite."""
+def create_db_engine(
+    url: str, *, pool_size: int = 10, echo: bool = False, pre_ping: bool = True
+) -> Engine:
+    """An engine tuned for its database: WAL, foreign keys and a busy timeout on SQLite.
+
+    ``pre_ping`` checks each PostgreSQL connection with a round trip as it leaves the pool.
+    The web app turns it off (a round trip on every request): there a request that meets a
+    connection the server dropped answers 503, SQLAlchemy discards the whole pool, and the
+    next request is served on a fresh one. The worker and the CLI keep it, so that a job is
+    not failed (and an attempt spent) for a connection that died while idle."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
@@ -95,7 +103,7 @@ def create_db_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> En
         hide_parameters=True,
         pool_size=pool_size,
         max_overflow=pool_size,
-        pool_pre_ping=False,
+        pool_pre_ping=pre_ping,
         pool_recycle=1800,
     )
 

@@ -286,9 +286,10 @@ async def in_view_thread(settings: Settings, func: Callable[..., T], *args: Any)
     executor = _view_threads.get(size)
     if executor is None:
         with _view_threads_made:
-            executor = _view_threads.setdefault(
-                size, ThreadPoolExecutor(size, thread_name_prefix="ratify-view")
-            )
+            executor = _view_threads.get(size)
+            if executor is None:
+                executor = ThreadPoolExecutor(size, thread_name_prefix="ratify-view")
+                _view_threads[size] = executor
     context = contextvars.copy_context()
     return await asyncio.get_running_loop().run_in_executor(executor, context.run, func, *args)
 

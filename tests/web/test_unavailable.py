@@ -63,13 +63,9 @@ def test_the_app_recovers_by_itself_when_its_connections_are_cut(
     the server has dropped them (a restart, a failover), the first request to meet a dead one
     answers 503, the pool throws all of its connections away, and the next request is served
     on a fresh one, without restarting the app."""
-    from ratify.db import create_db_engine
-
     url = database_urls["live"] + "?application_name=ratify_recovery_test"
-    app_engine = create_db_engine(url, pool_size=2)
-    app = create_app(
-        replace(base_settings, database_url=url), sessions=make_sessionmaker(app_engine)
-    )
+    app = create_app(replace(base_settings, database_url=url, db_pool_size=2))
+    app_engine = app.state.ratify.sessions.kw["bind"]  # the app's own engine, as served
     link = "/v/" + "A" * 26  # well formed, so it is looked up: unknown, so 404
     try:
         with TestClient(app, raise_server_exceptions=False) as client:
