@@ -435,3 +435,28 @@ def test_error_pages_follow_the_signed_in_users_saved_language(db: Session, clie
     response = client.get("/o/nonexistent/", headers={"Accept-Language": "en"})
     assert response.status_code == 404
     assert ES_NOT_FOUND_TITLE in response.text
+
+
+def test_kept_datetime_formatting_is_babels_for_each_zone_and_language() -> None:
+    """Formatted times are kept (a ballot page shows every member the same closing time):
+    each zone, format and language still gets its own text, the one Babel writes."""
+    from datetime import UTC, datetime
+    from zoneinfo import ZoneInfo
+
+    from babel.dates import format_datetime
+
+    from ratify.web.i18n import Formatter
+
+    when = datetime(2026, 12, 3, 17, 0, tzinfo=UTC)
+    seen = set()
+    for language in ("en", "es"):
+        for zone in ("America/Chicago", "Europe/Madrid"):
+            for form in ("short", "long"):
+                text = Formatter(language).datetime(when, form, zone)
+                again = Formatter(language).datetime(when, form, zone)
+                direct = format_datetime(
+                    when, format=form, tzinfo=ZoneInfo(zone), locale=Formatter(language).locale
+                )
+                assert text == again == direct
+                seen.add(text)
+    assert len(seen) == 8
