@@ -339,7 +339,7 @@ def demand_create(ctx: ViewContext) -> Response:
 
 def _demand(ctx: ViewContext) -> tuple[Demand, CommunityCampaign]:
     demand = svc.get_demand(ctx.db, _org(ctx), ctx.path_uuid("demand_id"))
-    return demand, svc.campaign_of_demand(ctx.db, demand)
+    return demand, svc.campaign_of(ctx.db, demand)
 
 
 def demand_detail(ctx: ViewContext) -> Response:

@@ -11,7 +11,7 @@ import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -379,22 +379,31 @@ def list_demands(db: Session, campaign: CommunityCampaign) -> list[Demand]:
     return list(db.scalars(stmt))
 
 
-def get_demand(db: Session, org: Organization, demand_id: uuid.UUID) -> Demand:
-    """A demand of one of *this* organization's campaigns; anything else is 404."""
-    demand = db.scalars(
-        select(Demand)
-        .join(CommunityCampaign, CommunityCampaign.id == Demand.campaign_id)
-        .where(Demand.id == demand_id, CommunityCampaign.organization_id == org.id)
+Item = TypeVar("Item", Demand, Offer)
+
+
+def _of_this_org(db: Session, org: Organization, model: type[Item], item_id: uuid.UUID) -> Item:
+    """A demand or an offer of one of *this* organization's campaigns; anything else is 404."""
+    item = db.scalars(
+        select(model)
+        .join(CommunityCampaign, CommunityCampaign.id == model.campaign_id)
+        .where(model.id == item_id, CommunityCampaign.organization_id == org.id)
     ).first()
-    if demand is None:
+    if item is None:
         raise NotFound()
-    return demand
+    return item
 
 
-def campaign_of_demand(db: Session, demand: Demand) -> CommunityCampaign:
-    campaign = db.get(CommunityCampaign, demand.campaign_id)
+def campaign_of(db: Session, item: Demand | Offer) -> CommunityCampaign:
+    """The campaign a demand or an offer belongs to."""
+    campaign = db.get(CommunityCampaign, item.campaign_id)
     assert campaign is not None
     return campaign
+
+
+def get_demand(db: Session, org: Organization, demand_id: uuid.UUID) -> Demand:
+    """A demand (``_of_this_org``)."""
+    return _of_this_org(db, org, Demand, demand_id)
 
 
 def _write_version(
@@ -689,21 +698,8 @@ def log_counter_proposal(
 
 
 def get_offer(db: Session, org: Organization, offer_id: uuid.UUID) -> Offer:
-    """An offer or counter-proposal of one of *this* organization's campaigns; else 404."""
-    offer = db.scalars(
-        select(Offer)
-        .join(CommunityCampaign, CommunityCampaign.id == Offer.campaign_id)
-        .where(Offer.id == offer_id, CommunityCampaign.organization_id == org.id)
-    ).first()
-    if offer is None:
-        raise NotFound()
-    return offer
-
-
-def campaign_of(db: Session, offer: Offer) -> CommunityCampaign:
-    campaign = db.get(CommunityCampaign, offer.campaign_id)
-    assert campaign is not None
-    return campaign
+    """An offer or counter-proposal (``_of_this_org``)."""
+    return _of_this_org(db, org, Offer, offer_id)
 
 
 def offer_document(db: Session, offer: Offer) -> bytes:
