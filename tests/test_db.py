@@ -8,7 +8,7 @@ from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from ratify.audit import services as audit
-from ratify.db import ascending_uuids, unit_of_work, utcnow
+from ratify.db import ascending_uuids, holds_connection, unit_of_work, utcnow
 from tests.factories import make_org
 from tests.helpers import run_together
 
@@ -82,3 +82,23 @@ def test_ascending_uuids_are_fresh_random_version_4_keys_in_order() -> None:
     assert len(set(keys)) == 4000  # none repeated, within a call or across calls
     assert {key.version for key in keys} == {4} and {key.variant for key in keys} == {uuid.RFC_4122}
     assert all(len(key) == 32 for key in first)  # the hex digits a Uuid(as_uuid=False) takes
+
+
+def test_a_session_holds_a_connection_from_its_first_statement_to_its_end(
+    live_sessions: sessionmaker[Session],
+) -> None:
+    """What the cast asks before it takes a connection of its own (``casting.cast``)."""
+    with unit_of_work(live_sessions) as db:
+        assert not holds_connection(db)  # begun, but nothing run yet
+        db.execute(text("SELECT 1"))
+        assert holds_connection(db)
+        with db.begin_nested():
+            assert holds_connection(db)
+        assert holds_connection(db)  # a savepoint's end is not the transaction's
+    assert not holds_connection(db)
+    with live_sessions() as db:
+        db.execute(text("SELECT 1"))
+        db.rollback()
+        assert not holds_connection(db)
+        db.execute(text("SELECT 1"))
+        assert holds_connection(db)

@@ -24,6 +24,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
+    Engine,
     Select,
     Table,
     Update,
@@ -40,7 +41,7 @@ from sqlalchemy.orm import Session
 
 from ratify.accounts.models import StaffUser
 from ratify.audit import services as audit
-from ratify.db import copy_rows, utcnow
+from ratify.db import copy_rows, holds_connection, utcnow
 from ratify.errors import (
     N_,
     BadRequest,
@@ -386,20 +387,37 @@ def cast(db: Session, seat: Seat, choice: str) -> str:
     voter). One transaction, three writes and no read before them (rule 2): the conditional
     update holds every condition (so a second cast with the same credential issue matches
     nothing, under any concurrency); only when it matches nothing is the voter read, to say
-    why, and the caller's transaction then rolls back having written nothing."""
+    why, and the caller's transaction then rolls back having written nothing.
+
+    On PostgreSQL the three writes are one statement. When the session has not yet begun
+    its transaction (a member's cast, the sheet kept), that statement is run on its own, in
+    autocommit: it is then the whole transaction, committed before this returns, so the
+    receipt shown is one that was stored."""
     if choice not in sheets.sheet(db, seat.vote_id).keys:
         _refuse(db, seat)
         raise BadRequest(N_("Choose one of the options on the ballot."))
     now = utcnow()
-    conn = db.connection()
     code = new_receipt_code()
-    if conn.dialect.name == "postgresql":
-        written = {"c_id": uuid.uuid4(), "c_choice": choice, "c_code": code}
-        group = conn.execute(_CAST, {**spent(seat, now), **written}).scalar()
+    bind = db.get_bind()
+    if bind.dialect.name == "postgresql":
+        cast_now = {**spent(seat, now), "c_id": uuid.uuid4(), "c_choice": choice, "c_code": code}
+        if isinstance(bind, Engine) and not holds_connection(db):
+            # The one statement is the whole transaction: on a connection of its own in
+            # autocommit, PostgreSQL runs it as one (all three writes or none) without the
+            # BEGIN and COMMIT round trips, and nothing else can join it. Taken only while
+            # the session holds no connection, so that a request never waits on the pool
+            # holding one already.
+            with bind.connect().execution_options(isolation_level="AUTOCOMMIT") as alone:
+                group = alone.execute(_CAST, cast_now).scalar()
+        else:  # the session's transaction has begun (or is a test's): the cast joins it
+            group = db.connection().execute(_CAST, cast_now).scalar()
         if group is None:
+            # Nothing was written. The voter is read, and a challenged voter's envelope
+            # sealed, in the session's own transaction.
             _refuse(db, seat)
             raise AlreadyVoted()  # by another request with the same credential, just now
         return code
+    conn = db.connection()
     group = conn.execute(_MARK_VOTED, spent(seat, now)).scalar()
     if group is None:
         _refuse(db, seat)

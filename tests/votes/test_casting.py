@@ -627,6 +627,72 @@ def test_a_cast_runs_its_three_writes_and_no_other_statement(db: Session, client
         assert db.scalar(select(func.count()).select_from(box).where(box.vote_id == vote.id)) == 1
 
 
+@needs_postgres
+@pytest.mark.postgres_only
+def test_a_members_cast_on_postgresql_is_one_statement_alone_in_autocommit(
+    live_sessions: sessionmaker[Session], live_engine, live_settings, secret_ledger
+) -> None:  # type: ignore[no-untyped-def]
+    """As the app runs (sessions on the engine, not a test's transaction): the cast's one
+    statement is the whole transaction, on a connection in autocommit (no BEGIN or COMMIT
+    round trip), and it is the request's only statement. A refused cast (a second one)
+    and a challenged voter's envelope (two writes) are read and written in a transaction."""
+    from sqlalchemy import event
+
+    from ratify.app import create_app
+    from ratify.db import make_sessionmaker
+    from ratify.votes import voters as voter_lists
+    from ratify.votes.models import Envelope
+    from tests.conftest import make_client
+
+    key = live_settings.secret_key
+    with live_sessions.begin() as db:
+        u = make_union(db)
+        vote = open_vote(db, u, key, second_factor=SecondFactor.NONE)
+        voter_lists.challenge(
+            db, u.org, vote, actor=u.staff, member_number="9001", reason="not on the list",
+            group="TECH", secret_key=key,
+        )  # fmt: skip
+        db.flush()
+        links = {n: link_of(key, voter(db, vote, n)) for n in ("1001", "9001")}
+        vote_id = vote.id
+    seen: list[tuple[str, bool]] = []
+
+    def record(conn, _cursor, statement: str, *_args: object) -> None:  # type: ignore[no-untyped-def]
+        seen.append((" ".join(statement.split()), conn.connection.dbapi_connection.autocommit))
+
+    app = create_app(live_settings, sessions=make_sessionmaker(live_engine))
+    with make_client(app, secret_ledger, follow_redirects=False) as member:
+        assert sign_in(member, links["1001"], "").status_code == 303
+        token = csrf_from(member, "/v/ballot")
+        event.listen(live_engine, "before_cursor_execute", record)
+        try:
+            cast = member.post("/v/cast", data={"csrf_token": token, "choice": MARKS["yes"]})
+            first, seen[:] = list(seen), []
+            again = member.post("/v/cast", data={"csrf_token": token, "choice": MARKS["no"]})
+            refused, seen[:] = list(seen), []
+        finally:
+            event.remove(live_engine, "before_cursor_execute", record)
+        assert cast.status_code == 200 and "Your vote was counted" in cast.text
+        assert again.status_code == 409 and "already voted" in again.text
+        assert len(first) == 1, first
+        assert first[0][0].startswith("WITH marked AS (UPDATE voters SET"), first
+        assert first[0][1] is True  # autocommit: the statement alone is the transaction
+        # The refused cast wrote nothing; what it read to say why, it read in a transaction.
+        assert refused[0][1] is True and [a for _, a in refused[1:]] == [False] * (len(refused) - 1)
+        assert len(refused) > 1
+    with make_client(app, secret_ledger, follow_redirects=False) as challenged:
+        assert sign_in(challenged, links["9001"], "").status_code == 303
+        token = csrf_from(challenged, "/v/ballot")
+        sealed = challenged.post("/v/cast", data={"csrf_token": token, "choice": MARKS["no"]})
+        assert sealed.status_code == 200 and "Your vote is sealed" in sealed.text
+    with live_sessions() as db:
+        assert [(b.tally_group, b.choice) for b in db.scalars(select(Ballot))] == [("RN", "yes")]
+        assert db.scalar(select(func.count()).select_from(Receipt)) == 1
+        assert db.scalar(select(func.count()).where(Voter.has_voted)) == 2
+        (envelope,) = db.scalars(select(Envelope).where(Envelope.vote_id == vote_id))
+        assert envelope.sealed is not None
+
+
 def test_receipt_codes_are_16_letters_of_the_receipt_alphabet_at_random() -> None:
     codes = [casting.new_receipt_code() for _ in range(4000)]
     assert len(set(codes)) == len(codes)
