@@ -19,11 +19,14 @@ import random
 import secrets
 import typing
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
+    Connection,
     Engine,
     Select,
     Table,
@@ -173,21 +176,47 @@ def _access(row: Any) -> VoterAccess:
     )  # fmt: skip
 
 
-def find_by_credential(db: Session, secret_key: str, credential: str) -> VoterAccess:
-    """The voter a link names, or BadLink."""
+@contextmanager
+def alone(db: Session) -> Iterator[Connection]:
+    """A connection for one statement that is a transaction by itself: on PostgreSQL, while
+    the session has not begun its own (no statement run yet), a connection of its own in
+    autocommit, with no BEGIN or COMMIT round trip; else the session's, the statement then
+    joining its transaction (and seeing what it wrote). Taken only while the session holds
+    no connection, so that a request never waits on the pool holding one already; and only
+    on an engine (a test's outer transaction keeps every statement inside it). Under READ
+    COMMITTED each statement reads its own snapshot either way: one run alone reads the same."""
+    bind = db.get_bind()
+    if isinstance(bind, Engine) and bind.dialect.name == "postgresql" and not holds_connection(db):
+        with bind.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            yield conn
+    else:
+        yield db.connection()
+
+
+def find_by_credential(
+    db: Session, secret_key: str, credential: str, *, in_transaction: bool = False
+) -> VoterAccess:
+    """The voter a link names, or BadLink. Read alone (``alone``) unless ``in_transaction``:
+    a caller that goes on to lock and write saves a connection."""
     parsed = credentials.parse(credential)
     if parsed is None:
         raise BadLink()
     digest = credentials.lookup_hash(credentials.lookup_key(secret_key), parsed)
-    row = db.connection().execute(_BY_HASH, {"digest": digest}).first()
+    if in_transaction:
+        row = db.connection().execute(_BY_HASH, {"digest": digest}).first()
+    else:
+        with alone(db) as conn:
+            row = conn.execute(_BY_HASH, {"digest": digest}).first()
     if row is None:
         raise BadLink()
     return _access(row)
 
 
 def find_by_session(db: Session, voter_id: uuid.UUID, issue: int) -> VoterAccess | None:
-    """The voter a voter session names, while its credential issue is still current."""
-    row = db.connection().execute(_BY_ID, {"voter_id": voter_id}).first()
+    """The voter a voter session names, while its credential issue is still current (read
+    alone: the member's pages run no other statement)."""
+    with alone(db) as conn:
+        row = conn.execute(_BY_ID, {"voter_id": voter_id}).first()
     if row is None or row[3] != issue:
         return None
     return _access(row)
@@ -398,19 +427,12 @@ def cast(db: Session, seat: Seat, choice: str) -> str:
         raise BadRequest(N_("Choose one of the options on the ballot."))
     now = utcnow()
     code = new_receipt_code()
-    bind = db.get_bind()
-    if bind.dialect.name == "postgresql":
+    if db.get_bind().dialect.name == "postgresql":
         cast_now = {**spent(seat, now), "c_id": uuid.uuid4(), "c_choice": choice, "c_code": code}
-        if isinstance(bind, Engine) and not holds_connection(db):
-            # The one statement is the whole transaction: on a connection of its own in
-            # autocommit, PostgreSQL runs it as one (all three writes or none) without the
-            # BEGIN and COMMIT round trips, and nothing else can join it. Taken only while
-            # the session holds no connection, so that a request never waits on the pool
-            # holding one already.
-            with bind.connect().execution_options(isolation_level="AUTOCOMMIT") as alone:
-                group = alone.execute(_CAST, cast_now).scalar()
-        else:  # the session's transaction has begun (or is a test's): the cast joins it
-            group = db.connection().execute(_CAST, cast_now).scalar()
+        # Alone, the one statement is the whole transaction: PostgreSQL runs it as one (all
+        # three writes or none) and nothing else can join it. Else it joins the session's.
+        with alone(db) as conn:
+            group = conn.execute(_CAST, cast_now).scalar()
         if group is None:
             # Nothing was written. The voter is read, and a challenged voter's envelope
             # sealed, in the session's own transaction.

@@ -158,7 +158,10 @@ def voter_sign_in(ctx: ViewContext) -> Response:
     """Pass the second factor: a voter session, then the ballot at an address without the
     credential. A wrong answer is counted (and committed) before the form is shown again."""
     settings = ctx.app.settings
-    access = casting.find_by_credential(ctx.db, settings.secret_key, _credential(ctx))
+    # Read in the transaction that goes on to take the throttle's locks and count.
+    access = casting.find_by_credential(
+        ctx.db, settings.secret_key, _credential(ctx), in_transaction=True
+    )
     if access.factor is None:
         raise BadRequest(
             N_("Your voting link cannot be used yet. Ask %(organization)s for help."),

@@ -629,13 +629,14 @@ def test_a_cast_runs_its_three_writes_and_no_other_statement(db: Session, client
 
 @needs_postgres
 @pytest.mark.postgres_only
-def test_a_members_cast_on_postgresql_is_one_statement_alone_in_autocommit(
+def test_a_members_pages_on_postgresql_run_one_statement_alone_in_autocommit(
     live_sessions: sessionmaker[Session], live_engine, live_settings, secret_ledger
 ) -> None:  # type: ignore[no-untyped-def]
-    """As the app runs (sessions on the engine, not a test's transaction): the cast's one
-    statement is the whole transaction, on a connection in autocommit (no BEGIN or COMMIT
-    round trip), and it is the request's only statement. A refused cast (a second one)
-    and a challenged voter's envelope (two writes) are read and written in a transaction."""
+    """As the app runs (sessions on the engine, not a test's transaction), the link, the
+    ballot, the review and the cast each run one statement, alone on a connection in
+    autocommit (no BEGIN or COMMIT round trip): the cast's statement is then its whole
+    transaction. What must be one transaction of several statements still is: the second
+    factor (locks, counts, writes) and a challenged voter's envelope (two writes)."""
     from sqlalchemy import event
 
     from ratify.app import create_app
@@ -655,36 +656,55 @@ def test_a_members_cast_on_postgresql_is_one_statement_alone_in_autocommit(
         db.flush()
         links = {n: link_of(key, voter(db, vote, n)) for n in ("1001", "9001")}
         vote_id = vote.id
+    with live_sessions() as db:
+        sheets.sheet(db, vote_id)  # kept, as once the first member has opened the ballot
     seen: list[tuple[str, bool]] = []
 
     def record(conn, _cursor, statement: str, *_args: object) -> None:  # type: ignore[no-untyped-def]
         seen.append((" ".join(statement.split()), conn.connection.dbapi_connection.autocommit))
 
+    def ran(response) -> tuple[object, list[tuple[str, bool]]]:  # type: ignore[no-untyped-def]
+        statements = list(seen)
+        seen.clear()
+        return response, statements
+
     app = create_app(live_settings, sessions=make_sessionmaker(live_engine))
-    with make_client(app, secret_ledger, follow_redirects=False) as member:
-        assert sign_in(member, links["1001"], "").status_code == 303
-        token = csrf_from(member, "/v/ballot")
-        event.listen(live_engine, "before_cursor_execute", record)
-        try:
-            cast = member.post("/v/cast", data={"csrf_token": token, "choice": MARKS["yes"]})
-            first, seen[:] = list(seen), []
-            again = member.post("/v/cast", data={"csrf_token": token, "choice": MARKS["no"]})
-            refused, seen[:] = list(seen), []
-        finally:
-            event.remove(live_engine, "before_cursor_execute", record)
-        assert cast.status_code == 200 and "Your vote was counted" in cast.text
-        assert again.status_code == 409 and "already voted" in again.text
-        assert len(first) == 1, first
-        assert first[0][0].startswith("WITH marked AS (UPDATE voters SET"), first
-        assert first[0][1] is True  # autocommit: the statement alone is the transaction
-        # The refused cast wrote nothing; what it read to say why, it read in a transaction.
-        assert refused[0][1] is True and [a for _, a in refused[1:]] == [False] * (len(refused) - 1)
-        assert len(refused) > 1
-    with make_client(app, secret_ledger, follow_redirects=False) as challenged:
-        assert sign_in(challenged, links["9001"], "").status_code == 303
-        token = csrf_from(challenged, "/v/ballot")
-        sealed = challenged.post("/v/cast", data={"csrf_token": token, "choice": MARKS["no"]})
-        assert sealed.status_code == 200 and "Your vote is sealed" in sealed.text
+    event.listen(live_engine, "before_cursor_execute", record)
+    try:
+        with make_client(app, secret_ledger, follow_redirects=False) as member:
+            link, on_link = ran(member.get(links["1001"]))
+            token = _CSRF.search(link.text).group(1)  # type: ignore[attr-defined,union-attr]
+            form = {"csrf_token": token, "answer": "", "lang": "en"}
+            signed_in, on_sign_in = ran(member.post(links["1001"], data=form))
+            ballot, on_ballot = ran(member.get("/v/ballot"))
+            chosen = {"csrf_token": token, "choice": MARKS["yes"]}
+            review, on_review = ran(member.post("/v/review", data=chosen))
+            cast, on_cast = ran(member.post("/v/cast", data=chosen))
+            again, on_again = ran(member.post("/v/cast", data={**chosen, "choice": MARKS["no"]}))
+        with make_client(app, secret_ledger, follow_redirects=False) as challenged:
+            assert sign_in(challenged, links["9001"], "").status_code == 303
+            token = csrf_from(challenged, "/v/ballot")
+            seen.clear()
+            sealed, on_seal = ran(
+                challenged.post("/v/cast", data={"csrf_token": token, "choice": MARKS["no"]})
+            )
+    finally:
+        event.remove(live_engine, "before_cursor_execute", record)
+    statuses = [r.status_code for r in (link, signed_in, ballot, review, cast, again, sealed)]  # type: ignore[attr-defined]
+    assert statuses == [200, 303, 200, 200, 200, 409, 200]
+    assert "Your vote was counted" in cast.text and "already voted" in again.text  # type: ignore[attr-defined]
+    assert "Your vote is sealed" in sealed.text  # type: ignore[attr-defined]
+    for statements in (on_link, on_ballot, on_review, on_cast):
+        assert [alone for _, alone in statements] == [True], statements
+    assert on_cast[0][0].startswith("WITH marked AS (UPDATE voters SET"), on_cast
+    # The second factor: the lookup, the throttle's locks and counts, in one transaction.
+    assert len(on_sign_in) >= 3 and not any(alone for _, alone in on_sign_in), on_sign_in
+    # A refused cast wrote nothing, then read why.
+    assert len(on_again) > 1 and all(alone for _, alone in on_again), on_again
+    # The challenged voter's: the refused cast alone, then the seal's two writes together.
+    writes = [sql.split()[:3] for sql, alone in on_seal if not alone and "SELECT" not in sql[:6]]
+    assert writes == [["UPDATE", "voters", "SET"], ["INSERT", "INTO", "envelopes"]], on_seal
+    assert [alone for _, alone in on_seal[:2]] == [True, True], on_seal
     with live_sessions() as db:
         assert [(b.tally_group, b.choice) for b in db.scalars(select(Ballot))] == [("RN", "yes")]
         assert db.scalar(select(func.count()).select_from(Receipt)) == 1
