@@ -216,7 +216,11 @@ def find_by_session(db: Session, voter_id: uuid.UUID, issue: int) -> VoterAccess
     """The voter a voter session names, while its credential issue is still current (read
     alone: the member's pages run no other statement)."""
     with alone(db) as conn:
-        row = conn.execute(_BY_ID, {"voter_id": voter_id}).first()
+        return _by_session(conn, voter_id, issue)
+
+
+def _by_session(conn: Connection, voter_id: uuid.UUID, issue: int) -> VoterAccess | None:
+    row = conn.execute(_BY_ID, {"voter_id": voter_id}).first()
     if row is None or row[3] != issue:
         return None
     return _access(row)
@@ -433,11 +437,9 @@ def cast(db: Session, seat: Seat, choice: str) -> str:
         # three writes or none) and nothing else can join it. Else it joins the session's.
         with alone(db) as conn:
             group = conn.execute(_CAST, cast_now).scalar()
-        if group is None:
-            # Nothing was written. The voter is read, and a challenged voter's envelope
-            # sealed, in the session's own transaction.
-            _refuse(db, seat)
-            raise AlreadyVoted()  # by another request with the same credential, just now
+            if group is None:  # nothing was written: why, read on the same connection
+                _refused(_by_session(conn, seat.voter_id, seat.issue), seat)
+                raise AlreadyVoted()  # by another request with the same credential, just now
         return code
     conn = db.connection()
     group = conn.execute(_MARK_VOTED, spent(seat, now)).scalar()
@@ -454,7 +456,10 @@ def cast(db: Session, seat: Seat, choice: str) -> str:
 
 def _refuse(db: Session, seat: Seat) -> None:
     """Raise why this seat may not cast, if it may not: the voter is read only here."""
-    access = find_by_session(db, seat.voter_id, seat.issue)
+    _refused(find_by_session(db, seat.voter_id, seat.issue), seat)
+
+
+def _refused(access: VoterAccess | None, seat: Seat) -> None:
     if access is None or access.vote_id != seat.vote_id:
         raise LinkReplaced()  # reissued since this session began: nothing was cast
     may_cast(access)  # not open, excluded, voted
