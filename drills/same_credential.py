@@ -242,7 +242,7 @@ def pool_size(dsn: str, workers: int, chosen: int) -> tuple[int, int, int]:
     """(pool size per app process, PostgreSQL's max_connections, connections in use).
 
     Each process runs at most its pool's size of requests at once, each on one connection
-    (``ratify.web.routing.view_threads``), and opens more only past that for the worker's
+    (``ratify.web.routing.in_view_thread``), and opens more only past that for the worker's
     few. Unless ``chosen``, the pool is sized so that all the workers together hold at most
     half of max_connections (and at most 10): a stock PostgreSQL's 100 has other clients."""
     import psycopg

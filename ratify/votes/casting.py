@@ -20,7 +20,7 @@ import secrets
 import typing
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -202,11 +202,8 @@ def find_by_credential(
     if parsed is None:
         raise BadLink()
     digest = credentials.lookup_hash(credentials.lookup_key(secret_key), parsed)
-    if in_transaction:
-        row = db.connection().execute(_BY_HASH, {"digest": digest}).first()
-    else:
-        with alone(db) as conn:
-            row = conn.execute(_BY_HASH, {"digest": digest}).first()
+    with nullcontext(db.connection()) if in_transaction else alone(db) as conn:
+        row = conn.execute(_BY_HASH, {"digest": digest}).first()
     if row is None:
         raise BadLink()
     return _access(row)
