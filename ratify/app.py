@@ -24,7 +24,7 @@ from ratify.notices import views as notices_views
 from ratify.notices import webhooks as notices_webhooks
 from ratify.orgs import views as orgs_views
 from ratify.rosters import views as rosters_views
-from ratify.security import SESSION_SALT, Signer, password_hasher
+from ratify.security import SESSION_SALT, VOTER_SESSION_SALT, Signer, password_hasher
 from ratify.settings import PROJECT_ROOT, Settings
 from ratify.votes import challenges as challenges_views
 from ratify.votes import oversight as oversight_views
@@ -94,6 +94,7 @@ def create_app(settings: Settings, *, sessions: sessionmaker[Session] | None = N
         templates=Templates(auto_reload=not settings.production),
         hasher=password_hasher(settings),
         session_signer=Signer(settings.secret_key, SESSION_SALT),
+        voter_signer=Signer(settings.secret_key, VOTER_SESSION_SALT),
     )
     middleware = [
         Middleware(RequestLogMiddleware),

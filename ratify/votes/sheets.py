@@ -13,7 +13,7 @@ from __future__ import annotations
 import threading
 import uuid
 from collections import OrderedDict
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from sqlalchemy.orm import Session, selectinload
@@ -35,6 +35,8 @@ class Sheet:
     languages: tuple[str, ...]
     marks: dict[str, str]  # what a ballot form sends for an option -> the option's key
     ballots: dict[str, services.Ballot]  # by language
+    # The receipt page by language, around its code (``voting.receipt_page``), made once.
+    receipt_pages: dict[str, tuple[str, str]] = field(default_factory=dict, compare=False)
 
     @property
     def keys(self) -> frozenset[str]:

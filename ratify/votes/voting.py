@@ -16,15 +16,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from markupsafe import escape
 from sqlalchemy import select
-from starlette.responses import Response
+from starlette.responses import HTMLResponse, Response
 
 from ratify.accounts.views import client_address
 from ratify.authz import PUBLIC, VOTER
 from ratify.db import utcnow
 from ratify.errors import N_, BadRequest, NotFound, RatifyError
 from ratify.orgs.models import Organization
-from ratify.security import VOTER_SESSION_SALT, Signer
 from ratify.votes import casting, envelopes, sheets
 from ratify.votes import services as votes
 from ratify.votes.factors import FACTOR_LABELS
@@ -48,10 +48,6 @@ FACTOR_HINTS = {
     SecondFactor.POSTAL_CODE: N_("The postal code of the address on file for you."),
     SecondFactor.PHONE_LAST4: N_("The last 4 digits of the phone number you signed up with."),
 }
-
-
-def _signer(ctx: ViewContext) -> Signer:
-    return Signer(ctx.app.settings.secret_key, VOTER_SESSION_SALT)
 
 
 @dataclass(frozen=True)
@@ -176,7 +172,8 @@ def voter_sign_in(ctx: ViewContext) -> Response:
         )
     lang = ctx.field("lang")
     session = {"v": access.voter_id.hex, "i": access.issue, "o": access.vote_id.hex, "l": lang}
-    ctx.cookies.append(Cookie(VOTER_COOKIE, _signer(ctx).dumps(session), VOTER_SESSION_SECONDS))
+    signed = ctx.app.voter_signer.dumps(session)
+    ctx.cookies.append(Cookie(VOTER_COOKIE, signed, VOTER_SESSION_SECONDS))
     return ctx.redirect(ctx.url("voter_ballot"))
 
 
@@ -194,7 +191,7 @@ def _seat(ctx: ViewContext) -> tuple[casting.Seat, str]:
     """The voter session's seat and the language it was begun in, from its signed cookie
     alone (no database read): SessionEnded when expired or tampered with."""
     raw = ctx.request.cookies.get(VOTER_COOKIE, "")
-    data = _signer(ctx).loads(raw, max_age=VOTER_SESSION_SECONDS) if raw else None
+    data = ctx.app.voter_signer.loads(raw, max_age=VOTER_SESSION_SECONDS) if raw else None
     if not isinstance(data, dict):
         raise SessionEnded()
     try:
@@ -312,12 +309,31 @@ def voter_cast(ctx: ViewContext) -> Response:
             raise exc from None  # a replaced link: its own page says so
         return problem_page(ctx, shown_vote(sheet, access), access.timezone, exc, language)
     ctx.language = _language(ctx, sheet.languages, preferred)
-    return member_page(
-        ctx,
-        "votes/voting/receipt.html",
-        vote=sheet,
-        receipt=casting.show_receipt(code),
-    )
+    return receipt_page(ctx, sheet, casting.show_receipt(code))
+
+
+# What the receipt page is rendered around: no receipt code can be this.
+_RECEIPT_STAND_IN = "\x00receipt\x00"
+
+
+def receipt_page(ctx: ViewContext, sheet: sheets.Sheet, receipt: str) -> Response:
+    """The receipt page, the one page every member of a big vote is shown at the same
+    moment: the same for all in a language but for its code. Rendered once per language for
+    the vote's sheet around a stand-in for the code (from the vote's title and the language
+    alone: a template that came to use anything of the request or the member would fail
+    here, StrictUndefined, rather than show one member's page to another), then the code,
+    escaped as the template would escape it, is put in its place. Kept with the sheet, so a
+    change to the template shows from the next vote opened or the next restart."""
+    halves = sheet.receipt_pages.get(ctx.language)
+    if halves is None:
+        context = {"vote": sheet, "receipt": _RECEIPT_STAND_IN, "user": None, "org": None}
+        context |= {"role": None, "languages": ()}
+        html = ctx.app.templates.render(ctx.language, "votes/voting/receipt.html", context)
+        before, stand_in, after = html.partition(_RECEIPT_STAND_IN)
+        if not stand_in or _RECEIPT_STAND_IN in after:
+            raise RuntimeError("the receipt page must show its code once")
+        halves = sheet.receipt_pages[ctx.language] = (before, after)
+    return HTMLResponse(halves[0] + str(escape(receipt)) + halves[1])  # str: Markup + str escapes
 
 
 def _seal(ctx: ViewContext, seat: casting.Seat, sheet: sheets.Sheet, preferred: str) -> Response:

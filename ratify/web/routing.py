@@ -63,6 +63,7 @@ class AppState:
     templates: Templates
     hasher: PasswordHasher
     session_signer: Signer
+    voter_signer: Signer  # the member's voter session (``votes.voting``)
     # Route name -> route, filled by ``create_app``: ``url()`` goes straight to its route
     # instead of trying each of the app's routes in turn (a ballot page names three).
     routes_by_name: dict[str, BaseRoute] = field(default_factory=dict)

@@ -761,3 +761,48 @@ def test_member_pages_offer_the_votes_languages_not_the_sites_language_form(
     assert "receipt" in page.text
     # Where that form would have led: read as a (bad) voting link.
     assert client.get("/v/cast").status_code == 404
+
+
+RECEIPT_SHOWN = re.compile(r'<p class="receipt"><code>([^<]+)</code>')
+
+
+def test_the_receipt_page_is_made_once_a_language_and_shows_each_members_own_code(
+    db: Session, client, app, settings
+) -> None:  # type: ignore[no-untyped-def]
+    """The receipt page, kept with the vote's sheet for each language, is byte for byte the
+    page its template renders for a member's request, with that member's own code."""
+    from starlette.requests import Request
+
+    from ratify.votes.voting import member_page
+    from ratify.web.routing import ViewContext
+
+    u = make_union(db)
+    title = 'Pay & "steps" <2027>'
+    vote = open_vote(db, u, settings.secret_key, second_factor=SecondFactor.NONE, title=title)
+    pages: dict[str, list[str]] = {"en": [], "es": []}
+    for number, language in (("1001", "en"), ("1002", "en"), ("1003", "es")):
+        link = link_of(settings.secret_key, voter(db, vote, number))
+        client.cookies.clear()
+        assert sign_in(client, link, "").status_code == 303
+        token = csrf_from(client, "/v/ballot")
+        form = {"csrf_token": token, "choice": MARKS["yes"], "lang": language}
+        cast = client.post("/v/cast", data=form)
+        assert cast.status_code == 200
+        pages[language].append(cast.text)
+    kept = sheets.kept(vote.id)
+    assert kept is not None and set(kept.receipt_pages) == {"en", "es"}
+    shown = [RECEIPT_SHOWN.search(p).group(1) for p in pages["en"] + pages["es"]]  # type: ignore[union-attr]
+    stored = set(db.scalars(select(Receipt.code)))
+    assert len(set(shown)) == 3 and {code.replace("-", "") for code in shown} == stored
+    state = app.state.ratify
+    for language, made in pages.items():
+        for page_, code in zip(made, shown[:2] if language == "en" else shown[2:], strict=True):
+            scope = {"type": "http", "method": "POST", "path": "/v/cast", "headers": [], "app": app}
+            request = Request(scope)
+            ctx = ViewContext(request, db, state, None, None, None, None, language, "c" * 43)
+            rendered = member_page(ctx, "votes/voting/receipt.html", vote=kept, receipt=code)
+            assert page_ == rendered.body.decode()
+    assert '<html lang="es">' in pages["es"][0] and '<html lang="en">' in pages["en"][1]
+    assert (
+        "Pay &amp; &#34;steps&#34; &lt;2027&gt;" in pages["en"][0] and title not in pages["en"][0]
+    )
