@@ -15,7 +15,7 @@ from ratify.accounts.models import StaffUser
 from ratify.authz import Role
 from ratify.db import utcnow
 from ratify.orgs.models import Organization, OrgKind
-from ratify.orgs.services import create_organization
+from ratify.orgs.services import create_organization, org_today
 from ratify.rosters.models import BargainingUnit, EmploymentStatus, MembershipStatus, StatusKind
 from ratify.rosters.services import (
     MemberFields,
@@ -169,7 +169,7 @@ def _demo_community(
     from ratify.community.decision import create_decision_vote
     from ratify.community.models import EventKind
 
-    today = utcnow().date()
+    today = org_today(community)  # its own date: the cutoff below may not be after it
     constituency = cons.create_constituency(
         db,
         community,
