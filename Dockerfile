@@ -2,10 +2,12 @@
 # Needs RATIFY_SECRET_KEY, RATIFY_DATABASE_URL and RATIFY_BASE_URL at run time (see README).
 FROM python:3.11-slim
 
-# Runtime libraries for WeasyPrint (PDF certificates and letters).
+# Runtime libraries for WeasyPrint (PDF certificates and letters); pg_dump and pg_restore
+# for `ratify backup` and `ratify restore` (Debian 12's, PostgreSQL 15: not older than the server).
 RUN apt-get update \
     && apt-get install -y --no-install-recommends \
         libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 libfontconfig1 fonts-dejavu-core \
+        postgresql-client \
     && rm -rf /var/lib/apt/lists/*
 
 RUN useradd --create-home --shell /usr/sbin/nologin ratify

@@ -13,6 +13,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import click
@@ -225,6 +226,47 @@ def migrate(revision: str) -> None:
     settings = _settings()
     upgrade(settings.database_url, revision)
     click.echo(f"database at {revision}")
+
+
+@main.command()
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+def backup(path: Path) -> None:
+    """Write a backup of the whole database to PATH, a new file (safe while a vote is open).
+
+    PostgreSQL: pg_dump's custom format; SQLite: a copy by SQLite's online backup API. The
+    secret key is not in it: keep RATIFY_SECRET_KEY too, or no personal link works again.
+    """
+    from ratify import backup as backups
+
+    settings = _settings()
+    try:
+        size = backups.backup(settings.database_url, path)
+    except backups.BackupError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"backup written to {path} ({size:,} bytes)")
+
+
+@main.command()
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def restore(path: Path) -> None:
+    """Restore the backup at PATH into RATIFY_DATABASE_URL's database, which must be empty.
+
+    All or nothing. Then it prints what the database holds and a digest of all of it, and
+    says to run ``ratify migrate`` when the backup comes from an older version.
+    """
+    from ratify import backup as backups
+    from ratify.migrations import head_revision
+
+    settings = _settings()
+    try:
+        restored = backups.restore(settings.database_url, path)
+    except backups.BackupError as exc:
+        raise click.ClickException(str(exc)) from None
+    counts = ", ".join(f"{name} {count:,}" for name, count in restored.counts.items())
+    click.echo(f"restored from {path}: {counts}")
+    click.echo(f"digest of every row: {restored.digest}")
+    if restored.revision != head_revision():
+        click.echo(f"the database is at migration {restored.revision}: run `ratify migrate`")
 
 
 @main.command("create-org")

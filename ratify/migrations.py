@@ -23,6 +23,13 @@ def alembic_config(database_url: str | None = None, connection: Connection | Non
     return config
 
 
+def head_revision() -> str | None:
+    """The migration this code brings a database to."""
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
 def upgrade(database_url: str, revision: str = "head") -> None:
     _run(database_url, lambda config: command.upgrade(config, revision))
 

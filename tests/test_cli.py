@@ -70,6 +70,8 @@ def test_every_command_has_helpful_help() -> None:
         "create-admin",
         "reset-password",
         "demo",
+        "backup",
+        "restore",
     ):
         assert command in top.output
         result = runner.invoke(main, [command, "--help"])
