@@ -28,6 +28,7 @@ from ratify.community.models import (
 )
 from ratify.errors import BadRequest, NotFound
 from ratify.orgs.models import Organization, OrgKind
+from ratify.orgs.services import org_today
 from ratify.rosters.models import Member
 from ratify.throttle.models import ThrottleHit
 from tests.factories import make_org, make_user
@@ -108,7 +109,7 @@ def event_of(
         fields=events.EventFields(
             kind=EventKind.MEETING,
             title="Building meeting",
-            held_on=held_on or datetime.now(UTC).date(),
+            held_on=held_on or org_today(org),  # the organization's today, as check-in dates it
             location="Community room",
             constituency_id=within.id if within else None,
             checkin_closes_at=closes,
