@@ -67,7 +67,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 class SecretLedger:
-    """Every session cookie, CSRF cookie and one-time link token a test saw."""
+    """Every session cookie, CSRF cookie, one-time link token, personal link's credential and
+    typed password (16 characters or more) a test saw."""
 
     def __init__(self) -> None:
         self.values: set[str] = set()
@@ -239,6 +240,19 @@ class LedgerClient(TestClient):
     ledger: SecretLedger
 
     def request(self, *args, **kwargs):  # type: ignore[no-untyped-def,override]
+        from urllib.parse import urlsplit
+
+        from ratify.votes.credentials import parse as parse_credential
+
+        url = str(kwargs.get("url", args[1] if len(args) > 1 else ""))
+        path = urlsplit(url).path
+        if path.startswith("/v/"):  # a personal link: its credential must never be logged
+            self.ledger.add(parse_credential(path.removeprefix("/v/")))
+        data = kwargs.get("data")
+        if isinstance(data, dict):  # nor a password typed into a form
+            for name, value in data.items():
+                if "password" in name and isinstance(value, str):
+                    self.ledger.add(value)
         response = super().request(*args, **kwargs)
         self.ledger.requests += 1
         for item in [*response.history, response]:
