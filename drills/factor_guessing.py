@@ -28,20 +28,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import re
-import secrets
-import sys
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
-from sqlalchemy.engine import make_url
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
-
-import cast_load as load
+import drill_support as support
+from drill_support import load
 
 DB_NAME = "ratify_drill_factor_guessing"
 ONE_ADDRESS = "203.0.113.7"  # documentation range (RFC 5737)
@@ -127,23 +120,14 @@ def stored(dsn: str) -> tuple[int, int]:
 
 
 def run(url: str, args: argparse.Namespace) -> int:
-    from ratify.migrations import upgrade
-
-    n = VOTERS + args.links + 1
-    dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-    load_avg = os.getloadavg()
     print(
         f"Drill factor_guessing: {args.guesses:,} wrong answers from one address, then"
         f" {args.guesses:,} from as many addresses at {args.links} links; {args.workers} uvicorn"
-        f" workers, {args.concurrency} at a time, PostgreSQL"
-        f" {make_url(url).render_as_string(hide_password=True)}\n"
-        f"machine: {os.cpu_count()} cores, shared (load average {load_avg[0]:.1f}"
-        f" {load_avg[1]:.1f} {load_avg[2]:.1f} at start)"
+        f" workers, {args.concurrency} at a time, PostgreSQL {support.shown(url)}\n"
+        + support.machine()
     )
-    upgrade(url)
-    secret_key = secrets.token_urlsafe(48)
-    vote_id, rows = load.set_up(url, n, secret_key)
-    voters = load.make_voters(secret_key, vote_id, rows)
+    ready = support.prepare(url, VOTERS + args.links + 1)
+    dsn, secret_key, voters = ready.dsn, ready.secret_key, ready.voters
     first, targets, bystander = voters[:VOTERS], voters[VOTERS : VOTERS + args.links], voters[-1]
     port = load.free_port()
     command, env = load.ratify_app(url, secret_key, port, workers=args.workers)
@@ -254,14 +238,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.guesses < PER_ADDRESS + 1 or args.links < 1 or args.guesses < PER_LINK * args.links + 1:
         parser.error("--guesses must be over 30 and over 5 per link; --links 1 or more")
-    status = 1
-    with load.scratch_database(args.postgres, DB_NAME) as url:
-        try:
-            status = run(url, args)
-        except KeyboardInterrupt:
-            print("\ninterrupted: server stopped, scratch database dropped")
-            status = 130
-    sys.exit(status)
+    support.exit_after(args.postgres, DB_NAME, lambda url: run(url, args))
 
 
 if __name__ == "__main__":

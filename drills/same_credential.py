@@ -28,20 +28,15 @@ import argparse
 import asyncio
 import os
 import re
-import secrets
 import statistics
-import sys
 import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sqlalchemy.engine import make_url
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
-
-import cast_load as load
+import drill_support as support
+from drill_support import load
 
 DB_NAME = "ratify_drill_same_credential"
 # casting.AlreadyVoted, as votes/voting/problem.html shows it in English.
@@ -261,22 +256,14 @@ def _tally(counter: Counter[int]) -> str:
 
 
 def run(url: str, args: argparse.Namespace) -> int:
-    from ratify.migrations import upgrade
-
     n, attempts = args.voters, args.attempts
-    dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-    load_avg = os.getloadavg()
     print(
         f"Drill same_credential: {n} voters x {attempts} attempts at once, {args.lanes} voters"
         f" at a time ({args.lanes * attempts} casts in flight), {args.workers} uvicorn workers,"
-        f" PostgreSQL {make_url(url).render_as_string(hide_password=True)}\n"
-        f"machine: {os.cpu_count()} cores, shared (load average {load_avg[0]:.1f}"
-        f" {load_avg[1]:.1f} {load_avg[2]:.1f} at start)"
+        f" PostgreSQL {support.shown(url)}\n" + support.machine()
     )
-    upgrade(url)
-    secret_key = secrets.token_urlsafe(48)
-    vote_id, rows = load.set_up(url, n, secret_key)
-    voters = load.make_voters(secret_key, vote_id, rows)
+    ready = support.prepare(url, n)
+    dsn, secret_key, voters = ready.dsn, ready.secret_key, ready.voters
     port = load.free_port()
     command, env = load.ratify_app(url, secret_key, port, workers=args.workers)
     pool, limit, in_use = pool_size(dsn, args.workers, args.pool_size)
@@ -377,14 +364,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.voters < 2 or args.workers < 1 or args.attempts < 2 or args.lanes < 1:
         parser.error("--voters and --attempts must be 2 or more, --workers and --lanes 1 or more")
-    status = 1
-    with load.scratch_database(args.postgres, DB_NAME) as url:
-        try:
-            status = run(url, args)
-        except KeyboardInterrupt:
-            print("\ninterrupted: server stopped, scratch database dropped")
-            status = 130
-    sys.exit(status)
+    support.exit_after(args.postgres, DB_NAME, lambda url: run(url, args))
 
 
 if __name__ == "__main__":
