@@ -11,6 +11,7 @@ from starlette.staticfiles import StaticFiles
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from ratify.accounts import views as accounts_views
+from ratify.api import openapi as api_openapi
 from ratify.api import views as api_views
 from ratify.api import votes as api_votes
 from ratify.audit import views as audit_views
@@ -77,6 +78,7 @@ def routes() -> list[BaseRoute]:
         *notices_views.ROUTES,
         *notices_webhooks.ROUTES,
         *devmail.ROUTES,
+        *api_openapi.ROUTES,
         *api_views.ROUTES,
         *api_votes.ROUTES,
         PublicMount("/static", app=StaticFiles(directory=STATIC_DIR), name="static"),

@@ -41,6 +41,8 @@ from tests.votes.support import make_union
 from tests.votes.test_casting import link_of, open_vote, sign_in, voter
 
 EXPECTED: dict[tuple[str, str], A | P] = {
+    ("GET", "/api/v1/openapi.json"): A.PUBLIC,
+    ("GET", "/api/v1/reference"): A.PUBLIC,
     ("GET", "/v/receipts"): A.VOTER,
     ("GET", "/v/result"): A.VOTER,
     ("GET", "/results/{slug}/{vote_id}"): A.PUBLIC,
