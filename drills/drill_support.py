@@ -7,7 +7,7 @@ import os
 import secrets
 import sys
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,3 +60,10 @@ def exit_after(postgres: str, db_name: str, run: Callable[[str], int]) -> None:
             print("\ninterrupted: server stopped, scratch database dropped")
             status = 130
     sys.exit(status)
+
+
+def verdict(summary: str, checks: Sequence[tuple[str, bool]]) -> int:
+    """Print the drill's last line, ``summary -> PASS`` or what failed; its exit status."""
+    wrong = [what for what, bad in checks if bad]
+    print(f"\n{summary} -> " + ("PASS" if not wrong else "FAIL: " + "; ".join(wrong)))
+    return 0 if not wrong else 1

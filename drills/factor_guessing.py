@@ -207,14 +207,12 @@ def run(url: str, args: argparse.Namespace) -> int:
         (f"{errors_5xx} 5xx answers", errors_5xx > 0),
         (f"failures {failed}", bool(failed)),
     ]
-    wrong = [what for what, bad in checks if bad]
     total = one_phase.seconds + many_phase.seconds
-    print(
-        f"\nfactor_guessing: {2 * args.guesses:,} wrong answers in {total:.1f} s"
-        f" ({2 * args.guesses / max(total, 1e-9):,.0f}/s) -> "
-        + ("PASS" if not wrong else "FAIL: " + "; ".join(wrong))
+    return support.verdict(
+        f"factor_guessing: {2 * args.guesses:,} wrong answers in {total:.1f} s"
+        f" ({2 * args.guesses / max(total, 1e-9):,.0f}/s)",
+        checks,
     )
-    return 0 if not wrong else 1
 
 
 def main() -> None:

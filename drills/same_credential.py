@@ -319,14 +319,12 @@ def run(url: str, args: argparse.Namespace) -> int:
         (f"failures {failed}", bool(failed)),
         ("the database check above", not ok),
     ]
-    wrong = [what for what, bad in failures if bad]
-    print(
-        f"\nsame_credential: {n} voters, {sent} cast attempts in {storm.phase.seconds:.1f} s"
+    return support.verdict(
+        f"same_credential: {n} voters, {sent} cast attempts in {storm.phase.seconds:.1f} s"
         f" ({sent / max(storm.phase.seconds, 1e-9):,.0f} attempts/s), statuses"
-        f" {dict(sorted(statuses.items()))} -> "
-        + ("PASS" if not wrong else "FAIL: " + "; ".join(wrong))
+        f" {dict(sorted(statuses.items()))}",
+        failures,
     )
-    return 0 if not wrong else 1
 
 
 def main() -> None:
