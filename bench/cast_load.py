@@ -66,6 +66,7 @@ from urllib.parse import parse_qs, urlencode
 
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.pool import NullPool
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -261,8 +262,8 @@ class Client:
                 cookie = value.strip().split(b";", 1)[0].decode()
                 key, _, val = cookie.partition("=")
                 found[key] = val
-            elif lower == b"location":
-                found["location"] = value.strip().decode()
+            elif lower in (b"location", b"retry-after"):
+                found[lower.decode()] = value.strip().decode()
             elif lower == b"connection" and value.strip().lower() == b"close":
                 close = True
             elif lower == b"transfer-encoding":
@@ -647,7 +648,8 @@ def set_up(url: str, n: int, secret_key: str) -> tuple[uuid.UUID, list[tuple[uui
 def scratch_database(postgres_url: str, name: str) -> Iterator[str]:
     """A fresh database ``name`` on the server of ``postgres_url`` (dropped first if a former
     run left it), yielding its URL; dropped when the block ends, however it ends."""
-    admin = create_engine(postgres_url, isolation_level="AUTOCOMMIT")
+    # No pool: a connection kept from the CREATE would be dead after a drill restarts the server.
+    admin = create_engine(postgres_url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
     with admin.connect() as conn:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         conn.execute(text(f'CREATE DATABASE "{name}"'))

@@ -17,11 +17,12 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 DEFAULT_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
-# name (drills/<name>.py) -> extra arguments. Issue 9's other drills (workers killed with
-# -9, a PostgreSQL restart) go here as they are written.
+# name (drills/<name>.py) -> extra arguments. Issue 9's drill of workers killed with -9
+# goes here when it is written.
 DRILLS: dict[str, list[str]] = {
     "same_credential": ["--voters", "1000", "--workers", "4", "--attempts", "20"],
     "factor_guessing": ["--guesses", "10000", "--workers", "4", "--links", "20"],
+    "postgres_restart": ["--voters", "3000", "--workers", "2", "--down", "5"],
 }
 
 
