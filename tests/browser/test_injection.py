@@ -97,7 +97,8 @@ def test_markup_typed_anywhere_shows_as_text_and_never_runs(
         f"{base}/votes/{vote_id}/turnout",
     ]
     for address in pages:
-        page.goto(address)
+        shown = page.goto(address)
+        assert shown is not None and shown.status == 200, address
         assert injected(page) == [], address
     page.goto(f"{base}/votes/{draft_id}/preview")
     expect(page.get_by_text(SCRIPT).first).to_be_visible()  # the typed text, shown as text
@@ -112,3 +113,49 @@ def test_markup_typed_anywhere_shows_as_text_and_never_runs(
     assert injected(phone) == [], "ballot"
     expect(phone.get_by_text(f"Open {PAYLOAD}").first).to_be_visible()
     member.close()
+
+
+def test_markup_typed_into_a_communitys_pages_shows_as_text_and_never_runs(
+    page: Page, live_server: str, live_sessions: sessionmaker[Session]
+) -> None:
+    """The same on a community organization's pages: its constituency, people, an event and
+    a campaign, each named with markup."""
+    from ratify.community import campaigns
+    from tests.community.test_events import community, constituency, event_of, person
+
+    with live_sessions() as s, s.begin():
+        org = community(s)
+        org.name = f"Tenants {PAYLOAD}"
+        within = constituency(s, org, f"Elm St {PAYLOAD}")
+        person(s, org, "Ana", f"Lopez {PAYLOAD}", within=within)
+        event = event_of(s, org, within)
+        event.title = f"Meeting {PAYLOAD}"
+        admin = make_user(s, org, Role.ADMIN)
+        campaign = campaigns.create_campaign(
+            s,
+            org,
+            actor=admin,
+            fields=campaigns.CampaignFields(
+                name=f"Repairs {PAYLOAD}", description=SUMMARY, constituency_id=str(within.id)
+            ),
+        )
+        slug, email = org.slug, admin.email
+        ids = (within.id, event.id, campaign.id)
+
+    sign_in(page, live_server, email)
+    base = f"{live_server}/o/{slug}"
+    constituency_id, event_id, campaign_id = ids
+    for address in (
+        f"{base}/",
+        f"{base}/constituencies",
+        f"{base}/constituencies/{constituency_id}",
+        f"{base}/constituencies/{constituency_id}/people",
+        f"{base}/events",
+        f"{base}/events/{event_id}",
+        f"{base}/campaigns",
+        f"{base}/campaigns/{campaign_id}",
+    ):
+        shown = page.goto(address)
+        assert shown is not None and shown.status == 200, address
+        assert injected(page) == [], address
+    expect(page.get_by_text(f"Repairs {PAYLOAD}").first).to_be_visible()
