@@ -23,6 +23,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 import uvicorn
@@ -39,6 +40,7 @@ from ratify.logs import configure_logging
 from ratify.migrations import upgrade
 from ratify.models import Base
 from ratify.settings import Settings, load_settings
+from ratify.votes.credentials import parse as parse_credential
 
 DEFAULT_PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 ENGINE = os.environ.get("RATIFY_TEST_DB", "sqlite")
@@ -240,10 +242,6 @@ class LedgerClient(TestClient):
     ledger: SecretLedger
 
     def request(self, *args, **kwargs):  # type: ignore[no-untyped-def,override]
-        from urllib.parse import urlsplit
-
-        from ratify.votes.credentials import parse as parse_credential
-
         url = str(kwargs.get("url", args[1] if len(args) > 1 else ""))
         path = urlsplit(url).path
         if path.startswith("/v/"):  # a personal link: its credential must never be logged

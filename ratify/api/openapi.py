@@ -85,9 +85,7 @@ def build(routes: Sequence[BaseRoute], server: str = "/") -> dict[str, Any]:
             for name in re.findall(r"{(\w+)}", template)
         ]
         if route.query_model is not None:
-            query = route.query_model.model_json_schema(
-                mode="validation", ref_template="#/components/schemas/{model}"
-            )
+            query = _definition(refs[(route.query_model, "validation")], schemas)
             required = set(query.get("required", []))
             parameters += [
                 {"name": name, "in": "query", "required": name in required, "schema": schema}
@@ -121,10 +119,10 @@ def build(routes: Sequence[BaseRoute], server: str = "/") -> dict[str, Any]:
         if description:
             operation["description"] = description
         if route.body_model is not None and route.upload:
-            form = dict(refs[(route.body_model, "validation")])
+            form = _definition(refs[(route.body_model, "validation")], schemas)
             operation["requestBody"] = {
                 "required": True,
-                "content": {"multipart/form-data": {"schema": _upload_schema(form, schemas)}},
+                "content": {"multipart/form-data": {"schema": _upload_schema(form)}},
             }
             operation["responses"]["415"] = {
                 "description": "Send the file as multipart/form-data.",
@@ -163,15 +161,19 @@ def build(routes: Sequence[BaseRoute], server: str = "/") -> dict[str, Any]:
     }
 
 
-def _upload_schema(form: JsonSchemaValue, schemas: JsonSchemaValue) -> JsonSchemaValue:
-    """The upload's form fields (its model) and the file itself."""
-    name = str(form.get("$ref", "")).rsplit("/", 1)[-1]
-    model = schemas.get("$defs", {}).get(name, {})
-    properties = {"file": {"type": "string", "format": "binary"}, **model.get("properties", {})}
+def _definition(ref: JsonSchemaValue, schemas: JsonSchemaValue) -> JsonSchemaValue:
+    """The model's schema that ``ref`` points to among the document's definitions."""
+    definition: JsonSchemaValue = schemas["$defs"][str(ref["$ref"]).rsplit("/", 1)[-1]]
+    return definition
+
+
+def _upload_schema(form: JsonSchemaValue) -> JsonSchemaValue:
+    """The upload's form fields (its model's) and the file itself."""
+    properties = {"file": {"type": "string", "format": "binary"}, **form.get("properties", {})}
     return {
         "type": "object",
         "properties": properties,
-        "required": ["file", *model.get("required", [])],
+        "required": ["file", *form.get("required", [])],
     }
 
 

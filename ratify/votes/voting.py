@@ -37,7 +37,6 @@ from ratify.votes.models import (
     VoteStatus,
 )
 from ratify.votes.views import agreement_pdf
-from ratify.web.i18n import LANGUAGE_NAMES
 from ratify.web.routing import Cookie, ViewContext, page
 
 VOTER_COOKIE = "ratify_voter"
@@ -84,6 +83,11 @@ def _language(ctx: ViewContext, languages: Sequence[str], preferred: str = "") -
     return languages[0]
 
 
+# What a member's page shows of the site around it: no staff, organization or role, and no
+# language form (``member_page``, ``receipt_page``).
+_MEMBER_PAGE: dict[str, Any] = {"user": None, "org": None, "role": None, "languages": ()}
+
+
 def member_page(
     ctx: ViewContext, template: str, status_code: int = 200, **context: Any
 ) -> Response:
@@ -91,10 +95,7 @@ def member_page(
     footer's form for the site's language: the link and ballot pages offer the vote's own
     languages instead, and that form, sent from a page a POST answered (the review, the
     receipt), would lead back to an address that only takes a POST."""
-    return ctx.render(
-        template, status_code, user=None, org=None, role=None, language_names=LANGUAGE_NAMES,
-        languages=(), **context,
-    )  # fmt: skip
+    return ctx.render(template, status_code, **_MEMBER_PAGE, **context)
 
 
 def _credential(ctx: ViewContext) -> str:
@@ -326,8 +327,7 @@ def receipt_page(ctx: ViewContext, sheet: sheets.Sheet, receipt: str) -> Respons
     change to the template shows from the next vote opened or the next restart."""
     halves = sheet.receipt_pages.get(ctx.language)
     if halves is None:
-        context = {"vote": sheet, "receipt": _RECEIPT_STAND_IN, "user": None, "org": None}
-        context |= {"role": None, "languages": ()}
+        context = {**_MEMBER_PAGE, "vote": sheet, "receipt": _RECEIPT_STAND_IN}
         html = ctx.app.templates.render(ctx.language, "votes/voting/receipt.html", context)
         before, stand_in, after = html.partition(_RECEIPT_STAND_IN)
         if not stand_in or _RECEIPT_STAND_IN in after:
